@@ -1,0 +1,345 @@
+"""The session actor: one per session, the same code in every runtime.
+
+It owns a :class:`~engine.session.Session` (protocol state), an
+:class:`~engine.eventlog.EventLog` (streams and their events) and the session's live work:
+running handlers, live connections, and futures for requests sent to the client. A runtime
+adapter (the local ASGI server, the Cloudflare Durable Object) turns HTTP into calls of
+:meth:`post`, :meth:`get` and :meth:`close`, and turns the :class:`Reply` it gets back into
+an HTTP response. Both runtimes are asyncio (uvicorn here, Pyodide in workerd), so the
+actor uses asyncio futures and tasks directly, and only for work that really waits.
+
+Ordering rule: every message for a client is appended to the event log first and only
+then pushed to a connection, so what a dropped connection missed is always replayable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from msgspec import UNSET
+
+from . import jsonrpc, protocol, sse
+from .app import App
+from .context import ClientError, Context
+from .dispatch import METHODS
+from .eventlog import GET_STREAM, BadEventId, EventLog, Stream
+from .http import HttpConfig, HttpError
+from .jsonrpc import Message, ProtocolError, RequestId
+from .session import Session
+from .storage import Storage
+
+log = logging.getLogger("engine")
+
+
+class Connection:
+    """A live HTTP response carrying one stream's events to the client.
+
+    ``push`` never blocks (the actor must not wait on a slow client); ``next`` hands the
+    adapter everything queued since its last call, after the storage barrier.
+    """
+
+    __slots__ = ("owner", "stream_id", "storage", "chunks", "waiter", "closed", "poll")
+
+    def __init__(self, owner: "SessionActor", stream_id: int):
+        self.owner = owner
+        self.stream_id = stream_id
+        self.storage = owner.storage
+        self.chunks: list[bytes] = []
+        self.waiter: asyncio.Future | None = None
+        self.closed = False
+        #: Closed by the server before the stream ended: the client should poll.
+        self.poll = False
+
+    def push(self, frame: bytes) -> None:
+        if self.closed:
+            return
+        self.chunks.append(frame)
+        self._wake()
+
+    def close(self, poll: bool = False) -> None:
+        self.closed = True
+        self.poll = poll
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def next(self, keepalive: float | None = None) -> bytes | None:
+        """Queued bytes; ``sse.KEEPALIVE`` after ``keepalive`` idle seconds; None when closed."""
+        if not self.chunks and not self.closed:
+            loop = asyncio.get_running_loop()
+            self.waiter = loop.create_future()
+            timer = loop.call_later(keepalive, self._wake) if keepalive else None
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+                if timer is not None:
+                    timer.cancel()
+        if self.chunks:
+            data = b"".join(self.chunks)
+            self.chunks.clear()
+            await self.storage.flush()
+            return data
+        if self.closed:
+            return None
+        return sse.KEEPALIVE
+
+
+class Reply:
+    """What the adapter should answer: 202, a JSON body, or an SSE stream.
+
+    For SSE, ``body`` is sent at once; if ``connection`` is set the response stays open and
+    streams what it yields.
+    """
+
+    __slots__ = ("status", "content_type", "body", "connection")
+
+    def __init__(self, status: int, content_type: str | None, body: bytes = b"",
+                 connection: Connection | None = None):
+        self.status = status
+        self.content_type = content_type
+        self.body = body
+        self.connection = connection
+
+
+ACCEPTED = Reply(202, None)
+
+
+class SessionActor:
+    def __init__(self, session_id: str, app: App, storage: Storage, config: HttpConfig):
+        self.app = app
+        self.storage = storage
+        self.config = config
+        self.session = Session(session_id, storage)
+        self.log = EventLog(storage)
+        self.connections: dict[int, Connection] = {}
+        self.tasks: dict[RequestId, tuple[asyncio.Task, Context]] = {}
+        self.waiters: dict[int, asyncio.Future] = {}
+        self.closed = False
+
+    # -- input: POST ---------------------------------------------------------------------
+
+    async def post(self, msg: Message) -> Reply:
+        kind = jsonrpc.kind(msg)
+        if kind == jsonrpc.REQUEST:
+            return await self._request(msg)
+        if kind == jsonrpc.NOTIFICATION:
+            self._notification(msg)
+        else:
+            self._response(msg)
+        return ACCEPTED
+
+    async def _request(self, msg: Message) -> Reply:
+        rid: RequestId = msg.id  # type: ignore[assignment]
+        method: str = msg.method  # type: ignore[assignment]
+        params = msg.params if msg.params is not UNSET else {}
+        sse_reply = not self.config.json_response and method != protocol.INITIALIZE
+        try:
+            self.session.begin(rid)
+        except ProtocolError as exc:
+            return await self._immediate(jsonrpc.error(rid, exc.code, exc.message), sse_reply)
+        if not sse_reply:
+            # JSON replies: messages related to the request can only go on the GET stream.
+            ctx = Context(self, rid, params, self.log.streams[GET_STREAM])
+            payload = self._start(ctx, method)
+            if payload is None:
+                task, _ = self.tasks[rid]
+                await asyncio.wait((task,))
+                payload = task.result()
+            else:
+                self.session.end(rid)
+            await self.storage.flush()
+            return Reply(200, protocol.CONTENT_JSON, payload) if payload else ACCEPTED
+        stream = self.log.open(rid)
+        ctx = Context(self, rid, params, stream)
+        payload = self._start(ctx, method)
+        if payload is not None:
+            self.session.end(rid)
+            head = self._prime(stream) + self.log.append(stream, payload)
+            self.log.finish(stream)
+            await self.storage.flush()
+            return Reply(200, protocol.CONTENT_SSE, head)
+        conn = Connection(self, stream.id)
+        self.connections[stream.id] = conn
+        head = self._prime(stream)
+        if conn.chunks:  # emitted before the task first yielded
+            head += b"".join(conn.chunks)
+            conn.chunks.clear()
+        await self.storage.flush()
+        return Reply(200, protocol.CONTENT_SSE, head, conn)
+
+    async def _immediate(self, payload: bytes, sse_reply: bool) -> Reply:
+        if not sse_reply:
+            return Reply(200, protocol.CONTENT_JSON, payload)
+        stream = self.log.open(None)
+        head = self._prime(stream) + self.log.append(stream, payload)
+        self.log.finish(stream)
+        await self.storage.flush()
+        return Reply(200, protocol.CONTENT_SSE, head)
+
+    def _prime(self, stream: Stream) -> bytes:
+        if not self.session.primes:
+            return b""
+        return self.log.prime(stream, self.config.retry_ms)
+
+    def _start(self, ctx: Context, method: str) -> bytes | None:
+        """Run the handler; the response bytes if it finished inline, else None (a task runs)."""
+        handler = METHODS.get(method)
+        rid = ctx.request_id
+        if handler is None:
+            return jsonrpc.error(rid, protocol.METHOD_NOT_FOUND, f"Method not found: {method}")
+        try:
+            result = handler(ctx)
+        except ProtocolError as exc:
+            return jsonrpc.error(rid, exc.code, exc.message, exc.data)
+        except Exception as exc:
+            log.exception("handler for %s failed", method)
+            return jsonrpc.error(rid, protocol.INTERNAL_ERROR, f"Internal error: {exc}")
+        if hasattr(result, "__await__"):
+            task = asyncio.get_running_loop().create_task(self._complete(ctx, result, method))
+            self.tasks[rid] = (task, ctx)
+            return None
+        return jsonrpc.response(rid, result)
+
+    async def _complete(self, ctx: Context, awaitable: Any, method: str) -> bytes | None:
+        rid = ctx.request_id
+        payload: bytes | None
+        try:
+            payload = jsonrpc.response(rid, await awaitable)
+        except asyncio.CancelledError:
+            payload = None  # cancellation: the spec says send no response
+        except ProtocolError as exc:
+            payload = jsonrpc.error(rid, exc.code, exc.message, exc.data)
+        except Exception as exc:
+            log.exception("handler for %s failed", method)
+            payload = jsonrpc.error(rid, protocol.INTERNAL_ERROR, f"Internal error: {exc}")
+        finally:
+            self.session.end(rid)
+            self.tasks.pop(rid, None)
+        if self.closed:
+            return None
+        stream = ctx.stream
+        if stream.id == GET_STREAM:  # a JSON reply: the POST handler sends the payload
+            return payload
+        if payload is not None:
+            self.emit(stream, payload)
+        self.log.finish(stream)
+        conn = self.connections.pop(stream.id, None)
+        if conn is not None:
+            conn.close()
+        return payload
+
+    def _notification(self, msg: Message) -> None:
+        method = msg.method
+        params = msg.params if msg.params is not UNSET else {}
+        if method == protocol.INITIALIZED:
+            self.session.initialized()
+        elif method == protocol.CANCELLED:
+            entry = self.tasks.get(params.get("requestId"))  # type: ignore[arg-type]
+            if entry is not None:
+                entry[1].cancelled = True
+                entry[0].cancel()
+        # Other notifications (roots/list_changed, progress for our requests) need no action.
+
+    def _response(self, msg: Message) -> None:
+        waiter = self.waiters.pop(msg.id, None)  # type: ignore[arg-type]
+        if waiter is None or waiter.done():
+            log.info("session %s: response to unknown or expired request %r ignored", self.session.id, msg.id)
+            return
+        if msg.error is not UNSET:
+            err = msg.error
+            waiter.set_exception(ClientError(err.code, err.message, None if err.data is UNSET else err.data))
+        else:
+            waiter.set_result(msg.result)
+
+    # -- input: GET --------------------------------------------------------------------------
+
+    async def get(self, last_event_id: str | None) -> Reply:
+        if last_event_id:
+            try:
+                stream, frames = self.log.replay(last_event_id)
+            except BadEventId as exc:
+                raise HttpError(400, protocol.INVALID_REQUEST, f"Bad Request: {exc}") from None
+            old = self.connections.pop(stream.id, None)
+            if old is not None:  # the client resumed on a new connection; the old one is dead to it
+                old.close()
+            body = b"".join(frames)
+            if stream.finished:
+                return Reply(200, protocol.CONTENT_SSE, body)
+        else:
+            stream = self.log.streams[GET_STREAM]
+            current = self.connections.get(GET_STREAM)
+            if current is not None and not current.closed:
+                raise HttpError(
+                    409,
+                    protocol.INVALID_REQUEST,
+                    "Conflict: this session already has an open GET stream; close it first, or "
+                    "resume it with Last-Event-ID",
+                )
+            body = self._prime(stream)
+        conn = Connection(self, stream.id)
+        self.connections[stream.id] = conn
+        await self.storage.flush()
+        return Reply(200, protocol.CONTENT_SSE, body, conn)
+
+    def detach(self, conn: Connection) -> None:
+        """The adapter's connection ended (client went away or we closed it)."""
+        if self.connections.get(conn.stream_id) is conn:
+            del self.connections[conn.stream_id]
+
+    # -- output ---------------------------------------------------------------------------------
+
+    def emit(self, stream: Stream, payload: bytes) -> None:
+        frame = self.log.append(stream, payload)
+        conn = self.connections.get(stream.id)
+        if conn is not None:
+            conn.push(frame)
+
+    def close_connection(self, stream: Stream) -> None:
+        if not self.session.primes or stream.finished:
+            return
+        conn = self.connections.pop(stream.id, None)
+        if conn is not None:
+            conn.push(sse.retry(self.config.retry_ms))
+            conn.close(poll=True)
+
+    def announce(self, method: str, params: dict | None, uri: str | None) -> None:
+        """An app-wide notification; sent on the GET stream if this session wants it."""
+        if not self.session.ready:
+            return
+        if uri is not None and uri not in self.session.state.subscriptions:
+            return
+        self.emit(self.log.streams[GET_STREAM], jsonrpc.notification(method, params))
+
+    async def request_client(self, stream: Stream, method: str, params: dict | None, timeout: float) -> Any:
+        rid = self.session.next_server_request_id()
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters[rid] = waiter
+        self.emit(stream, jsonrpc.request(rid, method, params))
+        try:
+            return await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:
+            raise ClientError(protocol.REQUEST_TIMEOUT,
+                              f"The client did not answer {method} within {timeout:g} s") from None
+        finally:
+            self.waiters.pop(rid, None)
+
+    # -- end -------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """End the session: cancel its work, close its connections, forget its events."""
+        self.closed = True
+        for task, _ in list(self.tasks.values()):
+            task.cancel()
+        for conn in list(self.connections.values()):
+            conn.close()
+        self.connections.clear()
+        for waiter in self.waiters.values():
+            if not waiter.done():
+                waiter.set_exception(ClientError(protocol.INTERNAL_ERROR, "The session was closed"))
+        self.log.drop()

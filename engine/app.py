@@ -1,0 +1,266 @@
+"""The user's side: an :class:`App` collects tools, resources, prompts and completions.
+
+An App is plain data plus decorators; it knows nothing of sessions or transports. The
+runtime that serves it subscribes to its announcements (list changes, resource updates)
+and carries them to the sessions that should hear them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from typing import Any, Callable
+
+from . import content, schema
+from .schema import Signature
+
+
+def _doc(fn: Callable) -> str:
+    return inspect.cleandoc(fn.__doc__) if fn.__doc__ else ""
+
+
+class Tool:
+    __slots__ = ("name", "fn", "signature", "listing", "structured", "is_async")
+
+    def __init__(self, name: str, fn: Callable, signature: Signature, listing: dict, structured: bool):
+        self.name = name
+        self.fn = fn
+        self.signature = signature
+        self.listing = listing
+        self.structured = structured
+        self.is_async = inspect.iscoroutinefunction(fn)
+
+
+class ResourceDef:
+    __slots__ = ("uri", "fn", "listing", "mime_type", "pattern", "signature", "is_async")
+
+    def __init__(self, uri: str, fn: Callable, listing: dict, mime_type: str | None):
+        self.uri = uri
+        self.fn = fn
+        self.listing = listing
+        self.mime_type = mime_type
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.signature = schema.signature_of(fn, f"resource_{fn.__name__}_args")
+        self.pattern = _template_regex(uri) if "{" in uri else None
+
+
+class PromptDef:
+    __slots__ = ("name", "fn", "signature", "listing", "is_async")
+
+    def __init__(self, name: str, fn: Callable, signature: Signature, listing: dict):
+        self.name = name
+        self.fn = fn
+        self.signature = signature
+        self.listing = listing
+        self.is_async = inspect.iscoroutinefunction(fn)
+
+
+def _template_regex(template: str) -> re.Pattern:
+    """RFC 6570 level 1 as MCP uses it: ``{var}`` matches one path segment."""
+    out, pos = [], 0
+    for m in re.finditer(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", template):
+        out.append(re.escape(template[pos : m.start()]))
+        out.append(f"(?P<{m.group(1)}>[^/]+)")
+        pos = m.end()
+    out.append(re.escape(template[pos:]))
+    return re.compile("".join(out) + r"\Z")
+
+
+class App:
+    """An MCP server's content: ``@app.tool()``, ``@app.resource(uri)``, ``@app.prompt()``."""
+
+    def __init__(self, name: str = "mcp-actors", version: str = "0.1.0", *,
+                 title: str | None = None, instructions: str | None = None):
+        self.name = name
+        self.version = version
+        self.title = title
+        self.instructions = instructions
+        self.tools: dict[str, Tool] = {}
+        self.resources: dict[str, ResourceDef] = {}
+        self.templates: dict[str, ResourceDef] = {}
+        self.prompts: dict[str, PromptDef] = {}
+        self.completers: dict[tuple[str, str], Callable] = {}
+        self.startup: list[Callable] = []
+        self._listeners: list[Callable[[str, dict | None, str | None], None]] = []
+        self._cache: dict[str, dict] = {}
+
+    # -- registration -----------------------------------------------------------------
+
+    def tool(self, name: str | None = None, *, description: str | None = None, title: str | None = None,
+             annotations: dict | None = None, structured: bool | None = None,
+             input_schema: dict | None = None, meta: dict | None = None) -> Callable:
+        """Register a function as a tool; its type hints become the input schema.
+
+        ``structured``: None (default) returns ``structuredContent`` when the return
+        annotation is an object type (Struct, dataclass, TypedDict); True always does.
+        ``input_schema`` overrides the advertised schema (validation still follows the hints).
+        """
+
+        def register(fn: Callable) -> Callable:
+            tool_name = name or fn.__name__
+            sig = schema.signature_of(fn, f"{tool_name}_arguments")
+            ret = schema.return_type(fn)
+            is_structured = (schema.is_object_type(ret) and not content.is_content_type(ret)
+                             if structured is None else structured)
+            listing: dict[str, Any] = {
+                "name": tool_name,
+                "description": description if description is not None else _doc(fn),
+                "inputSchema": input_schema if input_schema is not None else sig.schema,
+            }
+            if title:
+                listing["title"] = title
+            if is_structured and ret is not inspect.Signature.empty:
+                out = schema.object_schema(ret)
+                listing["outputSchema"] = out if out.get("type") == "object" else {
+                    "type": "object", "properties": {"result": out}, "required": ["result"]}
+            if annotations:
+                listing["annotations"] = annotations
+            if meta:
+                listing["_meta"] = meta
+            self.tools[tool_name] = Tool(tool_name, fn, sig, listing, is_structured)
+            self._changed("tools")
+            return fn
+
+        return register
+
+    def remove_tool(self, name: str) -> None:
+        if self.tools.pop(name, None) is not None:
+            self._changed("tools")
+
+    def resource(self, uri: str, *, name: str | None = None, description: str | None = None,
+                 mime_type: str | None = None, title: str | None = None) -> Callable:
+        """Register a resource, or a template when ``uri`` has ``{var}`` parts.
+
+        The handler returns str (text), bytes (blob), a :class:`~engine.content.Resource`
+        or a list of them; a template's variables arrive as keyword arguments.
+        """
+
+        def register(fn: Callable) -> Callable:
+            is_template = "{" in uri
+            listing: dict[str, Any] = {
+                "uriTemplate" if is_template else "uri": uri,
+                "name": name or fn.__name__,
+                "description": description if description is not None else _doc(fn),
+            }
+            if title:
+                listing["title"] = title
+            if mime_type:
+                listing["mimeType"] = mime_type
+            entry = ResourceDef(uri, fn, listing, mime_type)
+            (self.templates if is_template else self.resources)[uri] = entry
+            self._changed("resources")
+            return fn
+
+        return register
+
+    def prompt(self, name: str | None = None, *, description: str | None = None,
+               title: str | None = None) -> Callable:
+        """Register a prompt; its (string) parameters become the prompt's arguments."""
+
+        def register(fn: Callable) -> Callable:
+            prompt_name = name or fn.__name__
+            sig = schema.signature_of(fn, f"{prompt_name}_prompt_arguments")
+            required = set(sig.schema.get("required", ()))
+            listing: dict[str, Any] = {
+                "name": prompt_name,
+                "description": description if description is not None else _doc(fn),
+                "arguments": [
+                    {"name": arg, "description": sig.descriptions.get(arg, arg), "required": arg in required}
+                    for arg in sig.names
+                ],
+            }
+            if title:
+                listing["title"] = title
+            self.prompts[prompt_name] = PromptDef(prompt_name, fn, sig, listing)
+            self._changed("prompts")
+            return fn
+
+        return register
+
+    def completion(self, *, prompt: str | None = None, resource: str | None = None) -> Callable:
+        """Register argument completion for a prompt or a resource template.
+
+        The handler is ``(argument: str, value: str, context: dict) -> list[str]``
+        (sync or async); ``context`` holds the arguments already resolved.
+        """
+        if (prompt is None) == (resource is None):
+            raise TypeError("completion() takes exactly one of prompt= or resource=")
+        key = ("ref/prompt", prompt) if prompt is not None else ("ref/resource", resource)
+
+        def register(fn: Callable) -> Callable:
+            self.completers[key] = fn  # type: ignore[index]
+            return fn
+
+        return register
+
+    def on_startup(self, fn: Callable) -> Callable:
+        """Run ``async fn(app)`` in the background while the server runs."""
+        self.startup.append(fn)
+        return fn
+
+    # -- what the protocol layer asks -----------------------------------------------------
+
+    def capabilities(self) -> dict:
+        caps: dict[str, Any] = {
+            "logging": {},
+            "tools": {"listChanged": True},
+            "resources": {"subscribe": True, "listChanged": True},
+            "prompts": {"listChanged": True},
+        }
+        if self.completers:
+            caps["completions"] = {}
+        return caps
+
+    def server_info(self) -> dict:
+        info = {"name": self.name, "version": self.version}
+        if self.title:
+            info["title"] = self.title
+        return info
+
+    def listing(self, kind: str) -> dict:
+        """The cached ``*/list`` result for ``tools``, ``resources``, ``templates``, ``prompts``."""
+        cached = self._cache.get(kind)
+        if cached is None:
+            if kind == "tools":
+                cached = {"tools": [t.listing for t in self.tools.values()]}
+            elif kind == "resources":
+                cached = {"resources": [r.listing for r in self.resources.values()]}
+            elif kind == "templates":
+                cached = {"resourceTemplates": [r.listing for r in self.templates.values()]}
+            else:
+                cached = {"prompts": [p.listing for p in self.prompts.values()]}
+            self._cache[kind] = cached
+        return cached
+
+    def find_resource(self, uri: str) -> tuple[ResourceDef, dict] | None:
+        exact = self.resources.get(uri)
+        if exact is not None:
+            return exact, {}
+        for template in self.templates.values():
+            m = template.pattern.match(uri)  # type: ignore[union-attr]
+            if m:
+                return template, m.groupdict()
+        return None
+
+    # -- announcements -----------------------------------------------------------------
+
+    def listen(self, listener: Callable[[str, dict | None, str | None], None]) -> None:
+        """Runtimes register here to hear ``(method, params, subscribed_uri)`` announcements."""
+        self._listeners.append(listener)
+
+    def unlisten(self, listener: Callable) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def notify_resource_updated(self, uri: str) -> None:
+        """Tell every session subscribed to ``uri`` that it changed."""
+        self._announce("notifications/resources/updated", {"uri": uri}, uri)
+
+    def _changed(self, kind: str) -> None:
+        for key in ("templates", kind) if kind == "resources" else (kind,):
+            self._cache.pop(key, None)
+        self._announce(f"notifications/{kind}/list_changed", None, None)
+
+    def _announce(self, method: str, params: dict | None, uri: str | None) -> None:
+        for listener in list(self._listeners):
+            listener(method, params, uri)

@@ -1,0 +1,85 @@
+"""``python -m engine serve [APP]``: run an app on the local runtime under uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from . import protocol
+from .app import App
+from .http import HttpConfig
+
+_ANY_ADDRESS = ("0.0.0.0", "::", "")
+
+
+def load_app(spec: str) -> App:
+    """``module:attribute`` -> the App it names (``module`` alone means ``module:app``)."""
+    module_name, _, attr = spec.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SystemExit(f"error: cannot import {module_name!r}: {exc}") from None
+    app = getattr(module, attr or "app", None)
+    if not isinstance(app, App):
+        raise SystemExit(f"error: {spec!r} is not an engine.App (got {type(app).__name__})")
+    return app
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m engine", description="mcp-actors MCP server engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve an app over Streamable HTTP")
+    serve.add_argument("app", nargs="?", help="module:attribute of an engine.App (default: the built-in demo)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--path", default="/mcp", help="the MCP endpoint path (default /mcp)")
+    serve.add_argument("--json-response", action="store_true",
+                       help="answer request POSTs with one JSON body instead of an SSE stream")
+    serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
+                       help="allow this Origin (hostname, full origin, or *); repeatable; "
+                            "localhost, 127.0.0.1 and [::1] are always allowed")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="HOST",
+                       help="allow this Host header (hostname or *); repeatable; local names always allowed")
+    serve.add_argument("--max-body", type=int, default=protocol.DEFAULT_MAX_BODY, help="request body limit in bytes")
+    serve.add_argument("--log-level", default="warning", help="server log level (default warning)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.app:
+        app = load_app(args.app)
+    else:
+        from .demo import app
+    hosts = list(protocol.LOCAL_HOSTS) + args.allowed_host
+    if args.host not in _ANY_ADDRESS and args.host not in hosts:
+        hosts.append(args.host if ":" not in args.host else f"[{args.host}]")
+    config = HttpConfig(
+        allowed_origins=tuple(protocol.LOCAL_HOSTS) + tuple(args.allowed_origin),
+        allowed_hosts=tuple(hosts),
+        max_body=args.max_body,
+        json_response=args.json_response,
+    )
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    import uvicorn
+
+    from . import asgi_app
+
+    display = f"[{args.host}]" if ":" in args.host else args.host
+    print(f"mcp-actors serving {app.name!r} at http://{display}:{args.port}{args.path}", flush=True)
+    if args.host in _ANY_ADDRESS and not args.allowed_host:
+        print("note: listening on all interfaces; pass --allowed-host NAME for the names clients use", flush=True)
+    uvicorn.run(
+        asgi_app(app, config, path=args.path),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+    )

@@ -1,0 +1,51 @@
+"""The built-in demo app served by ``python -m engine serve`` with no APP argument."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from .app import App
+from .context import Context
+
+app = App("mcp-actors-demo", "0.1.0", instructions="A demo of mcp-actors: try echo and long_task.")
+
+
+@app.tool()
+def echo(text: str) -> str:
+    """Return the text unchanged (the benchmark's tool)."""
+    return text
+
+
+@app.tool()
+def add(a: float, b: float) -> float:
+    """Add two numbers."""
+    return a + b
+
+
+@app.tool()
+async def long_task(ctx: Context, steps: int = 10, interval_s: float = 1.0) -> str:
+    """Work for steps x interval_s seconds, reporting progress once per step.
+
+    Its stream survives a dropped connection: resume with GET and Last-Event-ID.
+    """
+    started = time.monotonic()
+    for step in range(1, steps + 1):
+        await asyncio.sleep(interval_s)
+        await ctx.progress(step, steps, f"step {step}/{steps}")
+    return f"long_task finished {steps} steps in {time.monotonic() - started:.2f} s"
+
+
+@app.resource("demo://about", mime_type="text/markdown", description="What this server is")
+def about() -> str:
+    return "# mcp-actors demo\nSessions live in actors; streams survive disconnects.\n"
+
+
+@app.resource("demo://greeting/{name}", mime_type="text/plain", description="A greeting for {name}")
+def greeting(name: str) -> str:
+    return f"Hello, {name}!"
+
+
+@app.prompt(description="Ask for a short summary of a text")
+def summarize(text: str) -> str:
+    return f"Summarize the following text in one paragraph:\n\n{text}"

@@ -1,0 +1,224 @@
+"""The method table: which code answers each client request.
+
+A handler takes the request's :class:`Context` and returns the JSON-RPC ``result``, or an
+awaitable of it when user code is async. Sync work (listings, pings, sync tools) therefore
+answers without creating a task. Protocol errors are raised as ``ProtocolError``; a tool
+that fails returns an ``isError`` result instead, as server/tools says.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any, Awaitable, Callable
+
+import msgspec
+
+from . import content, protocol
+from .context import Context
+from .jsonrpc import ProtocolError
+
+log = logging.getLogger("engine")
+
+Handler = Callable[[Context], Any]
+
+
+def _str_param(ctx: Context, key: str) -> str:
+    value = ctx.params.get(key)
+    if not isinstance(value, str):
+        raise ProtocolError(protocol.INVALID_PARAMS, f"Invalid params: '{key}' must be a string")
+    return value
+
+
+def _args(ctx: Context, key: str) -> dict | None:
+    value = ctx.params.get(key)
+    if value is not None and not isinstance(value, dict):
+        raise ProtocolError(protocol.INVALID_PARAMS, f"Invalid params: '{key}' must be an object")
+    return value
+
+
+def _call(fn: Callable, is_async: bool, kwargs: dict, finish: Callable[[Any], Any]) -> Any:
+    """Run user code; sync code finishes inline, async code returns an awaitable."""
+    if is_async:
+        return _finish_later(fn(**kwargs), finish)
+    return finish(fn(**kwargs))
+
+
+async def _finish_later(awaitable: Awaitable, finish: Callable[[Any], Any]) -> Any:
+    return finish(await awaitable)
+
+
+# -- lifecycle and utilities ---------------------------------------------------------------
+
+
+def initialize(ctx: Context) -> dict:
+    app = ctx.actor.app
+    version = ctx.actor.session.initialize(ctx.params)
+    result: dict[str, Any] = {
+        "protocolVersion": version,
+        "capabilities": app.capabilities(),
+        "serverInfo": app.server_info(),
+    }
+    if app.instructions:
+        result["instructions"] = app.instructions
+    return result
+
+
+def ping(ctx: Context) -> dict:
+    return {}
+
+
+def set_level(ctx: Context) -> dict:
+    ctx.actor.session.set_log_level(ctx.params.get("level"))
+    return {}
+
+
+# -- tools -----------------------------------------------------------------------------------
+
+
+def list_tools(ctx: Context) -> dict:
+    return ctx.actor.app.listing("tools")
+
+
+def call_tool(ctx: Context) -> Any:
+    name = _str_param(ctx, "name")
+    tool = ctx.actor.app.tools.get(name)
+    if tool is None:
+        raise ProtocolError(protocol.INVALID_PARAMS, f"Unknown tool: {name!r}; tools/list names the tools")
+    try:
+        kwargs = tool.signature.convert(_args(ctx, "arguments"))
+    except (msgspec.ValidationError, TypeError) as exc:
+        # server/tools: input validation errors are tool execution errors, so the
+        # model can read them and correct its call.
+        return content.tool_error(f"Invalid arguments for tool {name}: {exc}")
+    if tool.signature.context_param:
+        kwargs[tool.signature.context_param] = ctx
+    if tool.is_async:
+        return _run_async_tool(tool, kwargs)
+    try:
+        value = tool.fn(**kwargs)
+    except Exception as exc:
+        return _tool_failed(name, exc)
+    return content.tool_result(value, tool.structured)
+
+
+async def _run_async_tool(tool: Any, kwargs: dict) -> dict:
+    try:
+        value = await tool.fn(**kwargs)
+    except Exception as exc:
+        return _tool_failed(tool.name, exc)
+    return content.tool_result(value, tool.structured)
+
+
+def _tool_failed(name: str, exc: Exception) -> dict:
+    log.info("tool %s raised %r", name, exc)
+    return content.tool_error(str(exc) or type(exc).__name__)
+
+
+# -- resources ----------------------------------------------------------------------------------
+
+
+def list_resources(ctx: Context) -> dict:
+    return ctx.actor.app.listing("resources")
+
+
+def list_templates(ctx: Context) -> dict:
+    return ctx.actor.app.listing("templates")
+
+
+def read_resource(ctx: Context) -> Any:
+    uri = _str_param(ctx, "uri")
+    found = ctx.actor.app.find_resource(uri)
+    if found is None:
+        raise ProtocolError(protocol.RESOURCE_NOT_FOUND, f"Resource not found: {uri}", data={"uri": uri})
+    res, variables = found
+    try:
+        kwargs = res.signature.convert(variables)
+    except msgspec.ValidationError as exc:
+        raise ProtocolError(protocol.INVALID_PARAMS, f"Invalid resource URI {uri}: {exc}") from None
+    if res.signature.context_param:
+        kwargs[res.signature.context_param] = ctx
+    return _call(res.fn, res.is_async, kwargs,
+                 lambda value: {"contents": content.resource_contents(uri, value, res.mime_type)})
+
+
+def subscribe(ctx: Context) -> dict:
+    ctx.actor.session.subscribe(_str_param(ctx, "uri"))
+    return {}
+
+
+def unsubscribe(ctx: Context) -> dict:
+    ctx.actor.session.unsubscribe(_str_param(ctx, "uri"))
+    return {}
+
+
+# -- prompts ---------------------------------------------------------------------------------------
+
+
+def list_prompts(ctx: Context) -> dict:
+    return ctx.actor.app.listing("prompts")
+
+
+def get_prompt(ctx: Context) -> Any:
+    name = _str_param(ctx, "name")
+    prompt = ctx.actor.app.prompts.get(name)
+    if prompt is None:
+        raise ProtocolError(protocol.INVALID_PARAMS, f"Unknown prompt: {name!r}; prompts/list names the prompts")
+    try:
+        kwargs = prompt.signature.convert(_args(ctx, "arguments"))
+    except msgspec.ValidationError as exc:
+        raise ProtocolError(protocol.INVALID_PARAMS, f"Invalid arguments for prompt {name}: {exc}") from None
+    if prompt.signature.context_param:
+        kwargs[prompt.signature.context_param] = ctx
+    description = prompt.listing["description"]
+
+    def finish(value: Any) -> dict:
+        result: dict[str, Any] = {"messages": content.prompt_messages(value)}
+        if description:
+            result["description"] = description
+        return result
+
+    return _call(prompt.fn, prompt.is_async, kwargs, finish)
+
+
+# -- completion --------------------------------------------------------------------------------------
+
+
+def complete(ctx: Context) -> Any:
+    ref = _args(ctx, "ref") or {}
+    argument = _args(ctx, "argument") or {}
+    ref_type = ref.get("type")
+    key = ref.get("name") if ref_type == "ref/prompt" else ref.get("uri")
+    if ref_type not in ("ref/prompt", "ref/resource") or not isinstance(key, str):
+        raise ProtocolError(protocol.INVALID_PARAMS, "Invalid params: 'ref' must be a ref/prompt with a name "
+                                                     "or a ref/resource with a uri")
+    completer = ctx.actor.app.completers.get((ref_type, key))
+    context_args = (_args(ctx, "context") or {}).get("arguments") or {}
+
+    def finish(values: Any) -> dict:
+        values = [str(v) for v in (values or [])]
+        # completion: at most 100 values per response; say how many there were.
+        return {"completion": {"values": values[:100], "total": len(values), "hasMore": len(values) > 100}}
+
+    if completer is None:
+        return finish([])
+    return _call(completer, inspect.iscoroutinefunction(completer),
+                 {"argument": str(argument.get("name", "")), "value": str(argument.get("value", "")),
+                  "context": context_args}, finish)
+
+
+METHODS: dict[str, Handler] = {
+    protocol.INITIALIZE: initialize,
+    "ping": ping,
+    "logging/setLevel": set_level,
+    "tools/list": list_tools,
+    "tools/call": call_tool,
+    "resources/list": list_resources,
+    "resources/templates/list": list_templates,
+    "resources/read": read_resource,
+    "resources/subscribe": subscribe,
+    "resources/unsubscribe": unsubscribe,
+    "prompts/list": list_prompts,
+    "prompts/get": get_prompt,
+    "completion/complete": complete,
+}

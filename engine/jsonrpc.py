@@ -1,0 +1,120 @@
+"""JSON-RPC 2.0 codec on msgspec.
+
+A body is decoded exactly once, straight into :class:`Message`; everything after that is
+attribute access. The one struct covers requests, notifications and responses because
+that is the cheapest shape for msgspec to decode and MCP messages are classified by which
+fields are present, not by a tag.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from . import protocol
+
+RequestId = Union[int, str]
+
+
+class ErrorObject(msgspec.Struct, omit_defaults=True):
+    code: int
+    message: str
+    data: Any = UNSET
+
+
+class Message(msgspec.Struct, omit_defaults=True):
+    """Any JSON-RPC message; see :func:`kind` for which one it is."""
+
+    jsonrpc: str
+    id: Union[int, str, None, UnsetType] = UNSET
+    method: Union[str, UnsetType] = UNSET
+    params: Union[dict, UnsetType] = UNSET
+    result: Union[Any, UnsetType] = UNSET
+    error: Union[ErrorObject, UnsetType] = UNSET
+
+
+REQUEST = "request"
+NOTIFICATION = "notification"
+RESPONSE = "response"
+
+
+class ProtocolError(Exception):
+    """A failure with a JSON-RPC error code; becomes an error response.
+
+    ``status`` is the HTTP status the transport should use when the error cannot ride on
+    a normal response (body-level errors before a session exists, for instance).
+    """
+
+    def __init__(self, code: int, message: str, data: Any = UNSET, status: int = 400):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+        self.status = status
+
+
+_decoder = msgspec.json.Decoder(Message)
+encode = msgspec.json.Encoder().encode
+
+
+def decode(body: bytes) -> Message:
+    """Decode one JSON-RPC message or raise :class:`ProtocolError` saying what is wrong."""
+    try:
+        msg = _decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        if body.lstrip()[:1] == b"[":
+            raise ProtocolError(
+                protocol.INVALID_REQUEST,
+                "JSON-RPC batches are not supported: send one message per POST",
+            ) from None
+        raise ProtocolError(
+            protocol.INVALID_REQUEST, f"Not a JSON-RPC 2.0 message: {exc}"
+        ) from None
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(protocol.PARSE_ERROR, f"Parse error: body is not valid JSON ({exc})") from None
+    kind(msg)  # validates the shape
+    return msg
+
+
+def kind(msg: Message) -> str:
+    """Classify a decoded message, rejecting shapes JSON-RPC and MCP forbid."""
+    if msg.jsonrpc != "2.0":
+        raise ProtocolError(protocol.INVALID_REQUEST, 'Not a JSON-RPC 2.0 message: "jsonrpc" must be "2.0"')
+    if msg.method is not UNSET:
+        if msg.id is UNSET:
+            return NOTIFICATION
+        if msg.id is None:
+            raise ProtocolError(protocol.INVALID_REQUEST, "Request id must be a string or an integer, not null")
+        return REQUEST
+    if msg.id is UNSET or (msg.result is UNSET and msg.error is UNSET):
+        raise ProtocolError(
+            protocol.INVALID_REQUEST,
+            'Not a JSON-RPC message: it needs "method" (request or notification) or "result"/"error" with an "id"',
+        )
+    return RESPONSE
+
+
+def response(request_id: RequestId, result: Any) -> bytes:
+    return encode({"jsonrpc": "2.0", "id": request_id, "result": result})
+
+
+def error(request_id: RequestId | None, code: int, message: str, data: Any = UNSET) -> bytes:
+    err: dict[str, Any] = {"code": code, "message": message}
+    if data is not UNSET:
+        err["data"] = data
+    return encode({"jsonrpc": "2.0", "id": request_id, "error": err})
+
+
+def notification(method: str, params: dict | None = None) -> bytes:
+    if params is None:
+        return encode({"jsonrpc": "2.0", "method": method})
+    return encode({"jsonrpc": "2.0", "method": method, "params": params})
+
+
+def request(request_id: RequestId, method: str, params: dict | None = None) -> bytes:
+    msg: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+    if params is not None:
+        msg["params"] = params
+    return encode(msg)

@@ -1,0 +1,87 @@
+"""Protocol constants, named after the MCP specification.
+
+Everything a reader might grep the spec for lives here: protocol versions, JSON-RPC
+error codes, header names and the HTTP status each transport-level failure maps to.
+No other module spells these literals, so the local server and the Cloudflare Worker
+cannot drift apart.
+"""
+
+from __future__ import annotations
+
+# -- Versions -----------------------------------------------------------------------
+
+#: Session-era versions we negotiate, newest first. ``initialize`` answers with the
+#: client's version when it is listed here, else with ``LATEST_VERSION``.
+SESSION_VERSIONS: tuple[str, ...] = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05")
+LATEST_VERSION = SESSION_VERSIONS[0]
+
+#: Transports 2025-11-25 says: no ``MCP-Protocol-Version`` header and no other way to
+#: tell means the client speaks 2025-03-26.
+HEADERLESS_VERSION = "2025-03-26"
+
+#: The stateless era. Until it is served, a session-less request naming it gets
+#: ``UNSUPPORTED_PROTOCOL_VERSION`` with the versions we do speak.
+STATELESS_VERSION = "2026-07-28"
+
+#: Versions whose clients understand priming events (id + empty data) and polling;
+#: older clients may try to parse the empty ``data`` as JSON, so they never get one.
+PRIMING_VERSIONS = frozenset({"2025-11-25"})
+
+#: ``_meta`` key of the stateless era that names a request's protocol version.
+META_PROTOCOL_VERSION = "io.modelcontextprotocol/protocolVersion"
+
+# -- JSON-RPC error codes -------------------------------------------------------------
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+#: Server-defined range. The SDKs use -32001 for an unknown session; we follow them.
+SESSION_NOT_FOUND = -32001
+#: Resources: "Resource not found" (server/resources).
+RESOURCE_NOT_FOUND = -32002
+#: 2026-07-28 basic/versioning: UnsupportedProtocolVersionError.
+UNSUPPORTED_PROTOCOL_VERSION = -32022
+#: A server-to-client request that got no answer in time (SDK convention).
+REQUEST_TIMEOUT = -32001
+
+# -- HTTP ------------------------------------------------------------------------------
+
+HEADER_SESSION_ID = "mcp-session-id"
+HEADER_PROTOCOL_VERSION = "mcp-protocol-version"
+HEADER_LAST_EVENT_ID = "last-event-id"
+
+CONTENT_JSON = "application/json"
+CONTENT_SSE = "text/event-stream"
+
+#: Methods the MCP endpoint serves; anything else is 405 with this ``Allow``.
+ALLOWED_METHODS = "GET, POST, DELETE"
+
+#: Default request body limit (issue: 4 MiB).
+DEFAULT_MAX_BODY = 4 * 1024 * 1024
+
+#: Hosts allowed by default, for both the ``Host`` and the ``Origin`` check
+#: (DNS-rebinding protection; conformance scenario ``dns-rebinding-protection``).
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+#: Milliseconds a client should wait before reconnecting a closed SSE stream.
+DEFAULT_RETRY_MS = 1000
+
+# -- Methods ---------------------------------------------------------------------------
+
+INITIALIZE = "initialize"
+INITIALIZED = "notifications/initialized"
+CANCELLED = "notifications/cancelled"
+PROGRESS = "notifications/progress"
+LOG_MESSAGE = "notifications/message"
+RESOURCE_UPDATED = "notifications/resources/updated"
+TOOLS_LIST_CHANGED = "notifications/tools/list_changed"
+RESOURCES_LIST_CHANGED = "notifications/resources/list_changed"
+PROMPTS_LIST_CHANGED = "notifications/prompts/list_changed"
+
+#: Logging levels of server/utilities/logging, in increasing severity (RFC 5424 order).
+LOG_LEVELS: tuple[str, ...] = (
+    "debug", "info", "notice", "warning", "error", "critical", "alert", "emergency",
+)
+LOG_SEVERITY = {name: rank for rank, name in enumerate(LOG_LEVELS)}

@@ -1,0 +1,278 @@
+"""Everything the official MCP conformance suite's server scenarios ask for.
+
+Serve it with ``python -m engine serve examples.everything:app`` and point
+``@modelcontextprotocol/conformance server --url http://127.0.0.1:PORT/mcp`` at it.
+Names and texts follow shared/conformance/server-scenario-requirements-0.1.16.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Optional
+
+from engine import App, Audio, Context, Image, PromptMessage, Resource
+from engine.media import png_pixel, wav_silence
+
+app = App("mcp-actors-everything", "0.1.0")
+
+PNG = png_pixel()
+WAV = wav_silence()
+
+
+# -- tools -----------------------------------------------------------------------------
+
+
+@app.tool()
+def test_simple_text() -> str:
+    """Returns a simple text response."""
+    return "This is a simple text response for testing."
+
+
+@app.tool()
+def test_image_content() -> Image:
+    """Returns image content (a 1x1 red PNG)."""
+    return Image(PNG, "image/png")
+
+
+@app.tool()
+def test_audio_content() -> Audio:
+    """Returns audio content (a short WAV)."""
+    return Audio(WAV, "audio/wav")
+
+
+@app.tool()
+def test_embedded_resource() -> Resource:
+    """Returns an embedded text resource."""
+    return Resource("test://embedded-resource", text="This is an embedded resource content.", mime_type="text/plain")
+
+
+@app.tool()
+def test_multiple_content_types() -> list:
+    """Returns text, image and an embedded resource together."""
+    return [
+        "Multiple content types test:",
+        Image(PNG, "image/png"),
+        Resource("test://mixed-content-resource", text='{"test":"data","value":123}', mime_type="application/json"),
+    ]
+
+
+@app.tool()
+async def test_tool_with_logging(ctx: Context) -> str:
+    """Sends three info log messages while it runs."""
+    await ctx.info("Tool execution started")
+    await asyncio.sleep(0.05)
+    await ctx.info("Tool processing data")
+    await asyncio.sleep(0.05)
+    await ctx.info("Tool execution completed")
+    return "Tool with logging executed successfully"
+
+
+@app.tool()
+def test_error_handling() -> str:
+    """Always fails, to test error reporting."""
+    raise RuntimeError("This tool intentionally returns an error for testing")
+
+
+@app.tool()
+async def test_tool_with_progress(ctx: Context) -> str:
+    """Reports progress 0, 50 and 100 of 100."""
+    for progress in (0, 50, 100):
+        await ctx.progress(progress, 100)
+        if progress < 100:
+            await asyncio.sleep(0.05)
+    return "Tool with progress executed successfully"
+
+
+@app.tool()
+async def test_sampling(ctx: Context, prompt: str = "Hello") -> str:
+    """Asks the client's LLM to answer the prompt."""
+    sampled = await ctx.sample(prompt, max_tokens=100)
+    return f"LLM response: {sampled.text}"
+
+
+@app.tool()
+async def test_elicitation(ctx: Context, message: str = "Please provide your information") -> str:
+    """Asks the user for a username and an email."""
+    answer = await ctx.elicit(message, {
+        "type": "object",
+        "properties": {
+            "username": {"type": "string", "description": "User's response"},
+            "email": {"type": "string", "description": "User's email address"},
+        },
+        "required": ["username", "email"],
+    })
+    return f"User response: action={answer.action}, content={answer.content}"
+
+
+@app.tool()
+async def test_elicitation_sep1034_defaults(ctx: Context) -> str:
+    """Elicits with a default value for every primitive type (SEP-1034)."""
+    answer = await ctx.elicit("Please review and update the form fields with defaults", {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "description": "User name", "default": "John Doe"},
+            "age": {"type": "integer", "description": "User age", "default": 30},
+            "score": {"type": "number", "description": "User score", "default": 95.5},
+            "status": {"type": "string", "description": "User status", "enum": ["active", "inactive", "pending"],
+                       "default": "active"},
+            "verified": {"type": "boolean", "description": "Verification status", "default": True},
+        },
+    })
+    return f"Elicitation completed: action={answer.action}, content={answer.content}"
+
+
+@app.tool()
+async def test_elicitation_sep1330_enums(ctx: Context) -> str:
+    """Elicits with all five enum variants (SEP-1330)."""
+    answer = await ctx.elicit("Please select options from the enum fields", {
+        "type": "object",
+        "properties": {
+            "untitledSingle": {"type": "string", "description": "Untitled single-select",
+                               "enum": ["option1", "option2", "option3"]},
+            "titledSingle": {"type": "string", "description": "Titled single-select", "oneOf": [
+                {"const": "value1", "title": "First Option"},
+                {"const": "value2", "title": "Second Option"},
+                {"const": "value3", "title": "Third Option"}]},
+            "legacyEnum": {"type": "string", "description": "Legacy titled enum", "enum": ["opt1", "opt2", "opt3"],
+                           "enumNames": ["Option One", "Option Two", "Option Three"]},
+            "untitledMulti": {"type": "array", "description": "Untitled multi-select",
+                              "items": {"type": "string", "enum": ["option1", "option2", "option3"]}},
+            "titledMulti": {"type": "array", "description": "Titled multi-select", "items": {"anyOf": [
+                {"const": "value1", "title": "First Choice"},
+                {"const": "value2", "title": "Second Choice"},
+                {"const": "value3", "title": "Third Choice"}]}},
+        },
+    })
+    return f"Elicitation completed: action={answer.action}, content={answer.content}"
+
+
+@app.tool()
+async def test_reconnection(ctx: Context) -> str:
+    """Closes its SSE connection mid-call; the client resumes with Last-Event-ID (SEP-1699)."""
+    await ctx.close_stream()
+    await asyncio.sleep(0.1)
+    return "Reconnection test completed successfully"
+
+
+JSON_SCHEMA_2020_12 = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "$defs": {"address": {"$anchor": "addressDef", "type": "object",
+                          "properties": {"street": {"type": "string"}, "city": {"type": "string"}}}},
+    "properties": {
+        "name": {"type": "string"},
+        "address": {"$ref": "#/$defs/address"},
+        "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+        "phone": {"type": "string"},
+        "email": {"type": "string"},
+    },
+    "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+    "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+    "then": {"required": ["phone"]},
+    "else": {"required": ["email"]},
+    "additionalProperties": False,
+}
+
+
+@app.tool(description="Tool with JSON Schema 2020-12 features", input_schema=JSON_SCHEMA_2020_12)
+def json_schema_2020_12_tool(name: Optional[str] = None, address: Optional[dict] = None,
+                             contactMethod: Optional[str] = None, phone: Optional[str] = None,
+                             email: Optional[str] = None) -> str:
+    return f"Received: name={name}, address={address}, contact={contactMethod or ''}"
+
+
+# -- resources --------------------------------------------------------------------------
+
+
+@app.resource("test://static-text", name="Static Text Resource", mime_type="text/plain",
+              description="A static text resource for testing")
+def static_text() -> str:
+    return "This is the content of the static text resource."
+
+
+@app.resource("test://static-binary", name="Static Binary Resource", mime_type="image/png",
+              description="A static binary resource (image) for testing")
+def static_binary() -> bytes:
+    return PNG
+
+
+@app.resource("test://template/{id}/data", name="Template Resource", mime_type="application/json",
+              description="A resource template with an id parameter")
+def template_data(id: str) -> Resource:
+    return Resource(f"test://template/{id}/data", mime_type="application/json",
+                    text=f'{{"id":"{id}","templateTest":true,"data":"Data for ID: {id}"}}')
+
+
+WATCHED = {"version": 0}
+
+
+@app.resource("test://watched-resource", name="Watched Resource", mime_type="text/plain",
+              description="A resource that changes every 3 seconds; subscribe to hear about it")
+def watched() -> str:
+    return f"Watched resource content, version {WATCHED['version']}"
+
+
+# -- prompts ------------------------------------------------------------------------------
+
+
+@app.prompt(description="A simple prompt without arguments")
+def test_simple_prompt() -> str:
+    return "This is a simple prompt for testing."
+
+
+@app.prompt(description="A prompt with two required arguments")
+def test_prompt_with_arguments(arg1: str, arg2: str) -> str:
+    return f"Prompt with arguments: arg1='{arg1}', arg2='{arg2}'"
+
+
+@app.prompt(description="A prompt that embeds a resource")
+def test_prompt_with_embedded_resource(resourceUri: str) -> list:
+    return [
+        Resource(resourceUri, text="Embedded resource content for testing.", mime_type="text/plain"),
+        "Please process the embedded resource above.",
+    ]
+
+
+@app.prompt(description="A prompt with image content")
+def test_prompt_with_image() -> list:
+    return [PromptMessage("user", Image(PNG, "image/png")), "Please analyze the image above."]
+
+
+# -- completions ----------------------------------------------------------------------------
+
+
+@app.completion(prompt="test_prompt_with_arguments")
+def complete_prompt_args(argument: str, value: str, context: dict) -> list[str]:
+    options = {"arg1": ["paris", "park", "party", "test1", "test2"], "arg2": ["alpha", "beta", "gamma"]}
+    return [o for o in options.get(argument, []) if o.startswith(value)] or options.get(argument, [])
+
+
+@app.completion(resource="test://template/{id}/data")
+def complete_template_id(argument: str, value: str, context: dict) -> list[str]:
+    return [i for i in ("123", "456", "789") if i.startswith(value)]
+
+
+# -- automatic behaviours (everything-server README) -------------------------------------------
+
+
+@app.on_startup
+async def dynamic_behaviour(app: App) -> None:
+    """Add a tool, resource and prompt after 2 s; update the watched resource every 3 s."""
+    await asyncio.sleep(2)
+
+    @app.tool(description="A tool added 2 seconds after start")
+    def test_dynamic_tool() -> str:
+        return "This is a dynamically added tool."
+
+    @app.resource("test://dynamic-resource", mime_type="text/plain", description="Added 2 seconds after start")
+    def dynamic_resource() -> str:
+        return "This is a dynamically added resource."
+
+    @app.prompt(description="A prompt added 2 seconds after start")
+    def test_dynamic_prompt() -> str:
+        return "This is a dynamically added prompt."
+
+    while True:
+        await asyncio.sleep(3)
+        WATCHED["version"] += 1
+        app.notify_resource_updated("test://watched-resource")
