@@ -49,3 +49,51 @@ def greeting(name: str) -> str:
 @app.prompt(description="Ask for a short summary of a text")
 def summarize(text: str) -> str:
     return f"Summarize the following text in one paragraph:\n\n{text}"
+
+
+NOTES: list[str] = []
+
+
+@app.resource("demo://notes", mime_type="text/plain", description="Notes added with add_note; subscribe to hear of changes")
+def notes() -> str:
+    return "\n".join(NOTES)
+
+
+@app.tool()
+def add_note(text: str) -> str:
+    """Append a note to demo://notes and tell subscribers it changed."""
+    NOTES.append(text)
+    app.notify_resource_updated("demo://notes")
+    return f"{len(NOTES)} note(s)"
+
+
+@app.tool()
+async def ask_llm(ctx: Context, question: str) -> str:
+    """Ask the client's LLM a question (sampling)."""
+    answer = await ctx.sample(question, max_tokens=200)
+    return answer.text
+
+
+@app.tool()
+async def confirm(ctx: Context, action: str) -> str:
+    """Ask the user to confirm an action (elicitation)."""
+    answer = await ctx.elicit(f"Do you want to {action}?", {
+        "type": "object",
+        "properties": {"confirm": {"type": "boolean", "description": "Go ahead?"}},
+        "required": ["confirm"],
+    })
+    if answer.action == "accept" and answer.content and answer.content.get("confirm"):
+        return f"confirmed: {action}"
+    return f"not confirmed ({answer.action}): {action}"
+
+
+@app.tool()
+async def show_roots(ctx: Context) -> str:
+    """List the client's roots."""
+    roots = await ctx.list_roots()
+    return "\n".join(r.get("uri", "") for r in roots) or "(no roots)"
+
+
+@app.completion(prompt="summarize")
+def complete_summarize(argument: str, value: str, context: dict) -> list[str]:
+    return [t for t in ("the README", "the changelog", "this file") if t.startswith(value)]

