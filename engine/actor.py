@@ -150,7 +150,7 @@ class SessionActor:
             if payload is None:
                 task, _ = self.tasks[rid]
                 await asyncio.wait((task,))
-                payload = task.result()
+                payload = None if task.cancelled() else task.result()
             else:
                 self.session.end(rid)
             await self.storage.flush()
@@ -201,38 +201,43 @@ class SessionActor:
             log.exception("handler for %s failed", method)
             return jsonrpc.error(rid, protocol.INTERNAL_ERROR, f"Internal error: {exc}")
         if hasattr(result, "__await__"):
-            task = asyncio.get_running_loop().create_task(self._complete(ctx, result, method))
+            task = asyncio.get_running_loop().create_task(self._run(rid, result, method))
+            # Cleanup runs as a done-callback, not in _run: a cancel that lands before the
+            # task's first step never executes _run's body at all.
+            task.add_done_callback(lambda t: self._done(ctx, t, result))
             self.tasks[rid] = (task, ctx)
             return None
         return jsonrpc.response(rid, result)
 
-    async def _complete(self, ctx: Context, awaitable: Any, method: str) -> bytes | None:
-        rid = ctx.request_id
-        payload: bytes | None
+    @staticmethod
+    async def _run(rid: RequestId, awaitable: Any, method: str) -> bytes:
         try:
-            payload = jsonrpc.response(rid, await awaitable)
-        except asyncio.CancelledError:
-            payload = None  # cancellation: the spec says send no response
+            return jsonrpc.response(rid, await awaitable)
         except ProtocolError as exc:
-            payload = jsonrpc.error(rid, exc.code, exc.message, exc.data)
+            return jsonrpc.error(rid, exc.code, exc.message, exc.data)
         except Exception as exc:
             log.exception("handler for %s failed", method)
-            payload = jsonrpc.error(rid, protocol.INTERNAL_ERROR, f"Internal error: {exc}")
-        finally:
-            self.session.end(rid)
-            self.tasks.pop(rid, None)
-        if self.closed:
-            return None
+            return jsonrpc.error(rid, protocol.INTERNAL_ERROR, f"Internal error: {exc}")
+
+    def _done(self, ctx: Context, task: asyncio.Task, awaitable: Any) -> None:
+        rid = ctx.request_id
+        self.session.end(rid)
+        self.tasks.pop(rid, None)
+        if task.cancelled():
+            payload = None  # cancellation: the spec says send no response
+            if hasattr(awaitable, "close"):
+                awaitable.close()  # never started if the cancel came first
+        else:
+            payload = task.result()
         stream = ctx.stream
-        if stream.id == GET_STREAM:  # a JSON reply: the POST handler sends the payload
-            return payload
+        if self.closed or stream.id == GET_STREAM:  # JSON replies are sent by the waiting POST
+            return
         if payload is not None:
             self.emit(stream, payload)
         self.log.finish(stream)
         conn = self.connections.pop(stream.id, None)
         if conn is not None:
             conn.close()
-        return payload
 
     def _notification(self, msg: Message) -> None:
         method = msg.method

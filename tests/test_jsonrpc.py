@@ -1,0 +1,38 @@
+import msgspec
+import pytest
+
+from engine import jsonrpc
+from engine.jsonrpc import ProtocolError
+
+
+def test_classifies_messages():
+    assert jsonrpc.kind(jsonrpc.decode(b'{"jsonrpc":"2.0","id":1,"method":"ping"}')) == jsonrpc.REQUEST
+    assert jsonrpc.kind(jsonrpc.decode(b'{"jsonrpc":"2.0","id":"a","method":"ping"}')) == jsonrpc.REQUEST
+    assert jsonrpc.kind(jsonrpc.decode(b'{"jsonrpc":"2.0","method":"notifications/initialized"}')) == jsonrpc.NOTIFICATION
+    assert jsonrpc.kind(jsonrpc.decode(b'{"jsonrpc":"2.0","id":1,"result":{}}')) == jsonrpc.RESPONSE
+    err = jsonrpc.decode(b'{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"no"}}')
+    assert jsonrpc.kind(err) == jsonrpc.RESPONSE and err.error.code == -1
+
+
+@pytest.mark.parametrize("body, code, words", [
+    (b'{"jsonrpc":"2.0",', -32700, "not valid JSON"),
+    (b'[{"jsonrpc":"2.0","id":1,"method":"ping"}]', -32600, "batches"),
+    (b'{"jsonrpc":"1.0","id":1,"method":"ping"}', -32600, '"2.0"'),
+    (b'{"jsonrpc":"2.0","id":null,"method":"ping"}', -32600, "null"),
+    (b'{"jsonrpc":"2.0","id":1}', -32600, "method"),
+    (b'{"jsonrpc":"2.0","id":1,"method":"x","params":[1]}', -32600, "params"),
+    (b'"hello"', -32600, "JSON-RPC"),
+])
+def test_rejects_bad_messages_with_codes(body, code, words):
+    with pytest.raises(ProtocolError) as info:
+        jsonrpc.decode(body)
+    assert info.value.code == code
+    assert words in info.value.message
+
+
+def test_encoders_round_trip():
+    assert msgspec.json.decode(jsonrpc.response(3, {"a": 1})) == {"jsonrpc": "2.0", "id": 3, "result": {"a": 1}}
+    assert msgspec.json.decode(jsonrpc.error(None, -32700, "bad")) == {
+        "jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "bad"}}
+    assert msgspec.json.decode(jsonrpc.notification("n", {"x": 1}))["params"] == {"x": 1}
+    assert "params" not in msgspec.json.decode(jsonrpc.request(1, "roots/list"))
