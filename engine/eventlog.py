@@ -84,9 +84,11 @@ class EventLog:
         stream.finished = True
         self._finished.append(stream.id)
         while len(self._finished) > self.keep_finished:
-            old = self._finished.popleft()
-            self.streams.pop(old, None)
-            self.storage.delete_prefix(_prefix(old))
+            old = self.streams.pop(self._finished.popleft(), None)
+            if old is not None:
+                # Delete the keys we know it holds, rather than scanning for a prefix.
+                for n in range(max(1, old.counter - self.max_events + 1), old.counter + 1):
+                    self.storage.delete(_key(old.id, n))
 
     def replay(self, last_event_id: str) -> tuple[Stream, list[bytes]]:
         """The stream ``last_event_id`` belongs to and its stored events after it, in order."""

@@ -1,0 +1,1 @@
+"""``python -m bench``: side-by-side benchmarks against the official SDKs (issue 6; not built yet)."""
