@@ -313,6 +313,13 @@ class SessionActor:
             conn.push(sse.retry(self.config.retry_ms))
             conn.close(poll=True)
 
+    def close_connections(self) -> None:
+        """End every live connection (the process is stopping); streams stay resumable."""
+        for conn in list(self.connections.values()):
+            conn.push(sse.retry(self.config.retry_ms))
+            conn.close(poll=True)
+        self.connections.clear()
+
     def announce(self, method: str, params: dict | None, uri: str | None) -> None:
         """An app-wide notification; sent on the GET stream if this session wants it."""
         if not self.session.ready:

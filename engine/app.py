@@ -20,15 +20,17 @@ def _doc(fn: Callable) -> str:
 
 
 class Tool:
-    __slots__ = ("name", "fn", "signature", "listing", "structured", "is_async")
+    __slots__ = ("name", "fn", "signature", "listing", "structured", "is_async", "thread")
 
-    def __init__(self, name: str, fn: Callable, signature: Signature, listing: dict, structured: bool):
+    def __init__(self, name: str, fn: Callable, signature: Signature, listing: dict, structured: bool,
+                 thread: bool = False):
         self.name = name
         self.fn = fn
         self.signature = signature
         self.listing = listing
         self.structured = structured
         self.is_async = inspect.iscoroutinefunction(fn)
+        self.thread = thread
 
 
 class ResourceDef:
@@ -88,12 +90,13 @@ class App:
 
     def tool(self, name: str | None = None, *, description: str | None = None, title: str | None = None,
              annotations: dict | None = None, structured: bool | None = None,
-             input_schema: dict | None = None, meta: dict | None = None) -> Callable:
+             input_schema: dict | None = None, meta: dict | None = None, thread: bool = False) -> Callable:
         """Register a function as a tool; its type hints become the input schema.
 
         ``structured``: None (default) returns ``structuredContent`` when the return
         annotation is an object type (Struct, dataclass, TypedDict); True always does.
         ``input_schema`` overrides the advertised schema (validation still follows the hints).
+        ``thread=True`` runs a sync function in a worker thread, for code that blocks.
         """
 
         def register(fn: Callable) -> Callable:
@@ -117,7 +120,9 @@ class App:
                 listing["annotations"] = annotations
             if meta:
                 listing["_meta"] = meta
-            self.tools[tool_name] = Tool(tool_name, fn, sig, listing, is_structured)
+            if thread and inspect.iscoroutinefunction(fn):
+                raise TypeError(f"{tool_name}: thread=True is for sync functions; async ones already yield")
+            self.tools[tool_name] = Tool(tool_name, fn, sig, listing, is_structured, thread)
             self._changed("tools")
             return fn
 

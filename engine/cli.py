@@ -68,18 +68,32 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     import uvicorn
 
-    from . import asgi_app
+    from .asgi import McpAsgi
+    from .local import LocalRuntime
 
     display = f"[{args.host}]" if ":" in args.host else args.host
     print(f"mcp-actors serving {app.name!r} at http://{display}:{args.port}{args.path}", flush=True)
     if args.host in _ANY_ADDRESS and not args.allowed_host:
         print("note: listening on all interfaces; pass --allowed-host NAME for the names clients use", flush=True)
-    uvicorn.run(
-        asgi_app(app, config, path=args.path),
+    runtime = LocalRuntime(app, config)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets=None):
+            # Open SSE responses never end by themselves; end them (clients get a
+            # retry hint) so the graceful drain below finishes at once.
+            runtime.close_connections()
+            await super().shutdown(sockets)
+
+    server = Server(uvicorn.Config(
+        McpAsgi(runtime, path=args.path),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
         access_log=False,
         lifespan="on",
-        timeout_graceful_shutdown=2,
-    )
+        timeout_graceful_shutdown=5,
+    ))
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the Ctrl-C it handled, after the graceful shutdown

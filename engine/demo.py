@@ -36,6 +36,12 @@ async def long_task(ctx: Context, steps: int = 10, interval_s: float = 1.0) -> s
     return f"long_task finished {steps} steps in {time.monotonic() - started:.2f} s"
 
 
+@app.tool(thread=True)
+def slow_sum(n: int = 1_000_000) -> int:
+    """Sum 0..n-1 in a worker thread (a blocking sync tool that does not stall the server)."""
+    return sum(range(n))
+
+
 @app.resource("demo://about", mime_type="text/markdown", description="What this server is")
 def about() -> str:
     return "# mcp-actors demo\nSessions live in actors; streams survive disconnects.\n"

@@ -8,10 +8,12 @@ that fails returns an ``isError`` result instead, as server/tools says.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from typing import Any, Awaitable, Callable
 
+import anyio.to_thread
 import msgspec
 
 from . import content, protocol
@@ -95,6 +97,8 @@ def call_tool(ctx: Context) -> Any:
         kwargs[tool.signature.context_param] = ctx
     if tool.is_async:
         return _run_async_tool(tool, kwargs)
+    if tool.thread:
+        return _run_thread_tool(tool, kwargs)
     try:
         value = tool.fn(**kwargs)
     except Exception as exc:
@@ -105,6 +109,14 @@ def call_tool(ctx: Context) -> Any:
 async def _run_async_tool(tool: Any, kwargs: dict) -> dict:
     try:
         value = await tool.fn(**kwargs)
+    except Exception as exc:
+        return _tool_failed(tool.name, exc)
+    return content.tool_result(value, tool.structured)
+
+
+async def _run_thread_tool(tool: Any, kwargs: dict) -> dict:
+    try:
+        value = await anyio.to_thread.run_sync(functools.partial(tool.fn, **kwargs))
     except Exception as exc:
         return _tool_failed(tool.name, exc)
     return content.tool_result(value, tool.structured)

@@ -48,6 +48,11 @@ class LocalRuntime:
         for actor in list(self.actors.values()):
             actor.announce(method, params, uri)
 
+    def close_connections(self) -> None:
+        """Shutdown begins: end open SSE responses so the HTTP server can drain."""
+        for actor in list(self.actors.values()):
+            actor.close_connections()
+
     async def start(self) -> None:
         self.app.listen(self.announce)
         for fn in self.app.startup:

@@ -262,3 +262,27 @@ def test_list_changed_is_announced_to_ready_sessions():
 def test_bad_tool_definitions_fail_at_registration():
     with pytest.raises(TypeError):
         App().tool()(lambda *args: None)
+
+
+@app.tool(thread=True)
+def blocking(seconds: float = 0.2) -> str:
+    import time
+
+    time.sleep(seconds)
+    return "slept"
+
+
+def test_thread_tools_do_not_block_the_loop():
+    async def go():
+        h = await Harness().start()
+        reply = await h.post({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "blocking"}})
+        assert reply.connection is not None  # runs as a task, not inline
+        ping = await asyncio.wait_for(h.request(2, "ping"), 0.1)  # answered while the thread sleeps
+        assert ping["result"] == {}
+        body = b""
+        while (chunk := await asyncio.wait_for(reply.connection.next(), 5)) is not None:
+            body += chunk
+        assert b'"text":"slept"' in body
+    run(go())
+    with pytest.raises(TypeError):
+        App().tool(thread=True)(slow)

@@ -1,0 +1,148 @@
+"""The official TypeScript SDK client (@modelcontextprotocol/sdk) against the demo server.
+
+``tests/peers/ts_client.mjs`` runs one scripted session (tools, progress, sampling,
+elicitation, roots, resources, prompts, completion, a resource subscription, DELETE) and
+prints what it saw as one JSON object; this test checks every value.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.peers
+
+DRIVER = Path(__file__).resolve().parent / "peers" / "ts_client.mjs"
+DRIVER_TIMEOUT = 60  # seconds; the driver has its own 30 s watchdog and normally takes < 2 s
+
+
+def run_driver(node: str, url: str, server) -> dict:
+    try:
+        proc = subprocess.run([node, str(DRIVER), url], capture_output=True, text=True,
+                              timeout=DRIVER_TIMEOUT, cwd=DRIVER.parent)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"ts_client.mjs timed out after {DRIVER_TIMEOUT} s\nstderr:\n{exc.stderr}\n"
+                    f"server:\n{server.output()}")
+    assert proc.returncode == 0, (f"ts_client.mjs exited {proc.returncode}\nstderr:\n{proc.stderr}\n"
+                                  f"stdout:\n{proc.stdout}\nserver:\n{server.output()}")
+    lines = [line for line in proc.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one JSON line on stdout, got:\n{proc.stdout}"
+    return json.loads(lines[0])
+
+
+def post(url: str, session_id: str, body: dict) -> httpx.Response:
+    return httpx.post(url, json=body, timeout=10, headers={
+        "Accept": "application/json, text/event-stream",
+        "Content-Type": "application/json",
+        "mcp-session-id": session_id,
+        "mcp-protocol-version": "2025-11-25",
+    })
+
+
+def test_typescript_sdk_client_full_session(node, start_server):
+    server = start_server(None)
+    seen = run_driver(node, server.url, server)
+
+    # -- handshake -------------------------------------------------------------------
+    session_id = seen["sessionId"]
+    assert isinstance(session_id, str) and session_id
+    assert seen["protocolVersion"] == "2025-11-25"  # the SDK 1.32.2's latest, which we support
+    assert seen["serverInfo"] == {"name": "mcp-actors-demo", "version": "0.1.0"}
+    caps = seen["serverCapabilities"]
+    assert caps["resources"] == {"subscribe": True, "listChanged": True}
+    assert caps["completions"] == {}
+    assert caps["tools"] == {"listChanged": True}
+
+    # -- tools -----------------------------------------------------------------------
+    assert seen["tools"] == ["add", "add_note", "ask_llm", "confirm", "echo", "long_task", "show_roots", "slow_sum"]
+    assert seen["echo"] == "hello from ts"
+
+    # progress: one notification per step, in order, with total and message, before the result
+    assert seen["progress"] == [
+        {"progress": 1, "total": 3, "message": "step 1/3"},
+        {"progress": 2, "total": 3, "message": "step 2/3"},
+        {"progress": 3, "total": 3, "message": "step 3/3"},
+    ]
+    assert seen["longTask"].startswith("long_task finished 3 steps in ")
+    elapsed = float(seen["longTask"].removeprefix("long_task finished 3 steps in ").removesuffix(" s"))
+    assert 0.14 <= elapsed < 5  # 3 x 0.05 s, printed with 2 decimals
+
+    # sampling: the server's request reached the handler, and the handler's answer came back
+    assert seen["sampling"]["requests"] == [{
+        "messages": [{"role": "user", "content": {"type": "text", "text": "What is 2+2?"}}],
+        "maxTokens": 200,
+    }]
+    assert seen["sampling"]["result"] == "LLM says: What is 2+2?"
+
+    # elicitation: the form schema arrived intact, and the accepted answer was used
+    assert seen["elicitation"]["requests"] == [{
+        "message": "Do you want to deploy?",
+        "requestedSchema": {
+            "type": "object",
+            "properties": {"confirm": {"type": "boolean", "description": "Go ahead?"}},
+            "required": ["confirm"],
+        },
+    }]
+    assert seen["elicitation"]["result"] == "confirmed: deploy"
+
+    # roots
+    assert seen["roots"] == {"requests": 1, "result": "file:///work/project\nfile:///tmp/scratch"}
+
+    # -- resources, prompts, completion ------------------------------------------------------
+    assert seen["resources"] == {
+        "demo://about": [{
+            "uri": "demo://about",
+            "mimeType": "text/markdown",
+            "text": "# mcp-actors demo\nSessions live in actors; streams survive disconnects.\n",
+        }],
+        "demo://greeting/Ann": [{"uri": "demo://greeting/Ann", "mimeType": "text/plain", "text": "Hello, Ann!"}],
+    }
+    assert seen["prompt"] == {
+        "description": "Ask for a short summary of a text",
+        "messages": [{
+            "role": "user",
+            "type": "text",
+            "text": "Summarize the following text in one paragraph:\n\nMCP is a protocol.",
+        }],
+    }
+    assert seen["completion"] == {"values": ["the README", "the changelog"], "total": 2, "hasMore": False}
+
+    # -- subscription ----------------------------------------------------------------
+    assert seen["subscribe"] == {}
+    assert seen["addNote"] == "1 note(s)"  # a fresh server: this is its first note
+    assert seen["updateArrived"] is True
+    assert seen["updated"] == ["demo://notes"]  # exactly once
+
+    # nothing unexpected on the way
+    assert seen["otherNotifications"] == []
+    assert seen["logMessages"] == []
+    # The transport runs with maxRetries 0, so a GET stream dropped mid-session would show up here.
+    assert [e for e in seen["clientErrors"] if e["phase"] not in ("terminate", "close")] == []
+    # DELETE ends the session's GET stream; the SDK (which always tries to resume a GET stream that
+    # ends) may report that before close() aborts it. That one error is expected, and only that one.
+    for err in seen["clientErrors"]:
+        assert err["error"] == "Error: Maximum reconnection attempts (0) exceeded.", seen["clientErrors"]
+
+    # -- termination -------------------------------------------------------------------
+    assert seen["sessionIdAfterTerminate"] is None  # the SDK forgot it after a successful DELETE
+    gone = post(server.url, session_id, {"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    assert gone.status_code == 404, gone.text
+    body = gone.json()
+    assert body["id"] == 1
+    assert body["error"]["code"] == -32001  # the engine's "session not found"
+    assert body["error"]["message"].startswith("Session not found")
+
+    # control: a live session on the same server still answers the same POST
+    init = httpx.post(server.url, timeout=10, headers={
+        "Accept": "application/json, text/event-stream", "Content-Type": "application/json",
+    }, json={"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "control", "version": "0"}}})
+    assert init.status_code == 200, init.text
+    live = init.headers["mcp-session-id"]
+    assert live != session_id
+    assert post(server.url, live, {"jsonrpc": "2.0", "method": "notifications/initialized"}).status_code == 202
+    assert post(server.url, live, {"jsonrpc": "2.0", "id": 1, "method": "ping"}).status_code == 200
