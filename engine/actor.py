@@ -8,6 +8,11 @@ adapter (the local ASGI server, the Cloudflare Durable Object) turns HTTP into c
 an HTTP response. Both runtimes are asyncio (uvicorn here, Pyodide in workerd), so the
 actor uses asyncio futures and tasks directly, and only for work that really waits.
 
+Input gate: a message's whole state transition (admission, dispatch, event-log append)
+runs without awaiting, so messages are applied one at a time in arrival order, as a
+Durable Object's input gate guarantees. The only await before a reply is released is the
+storage barrier (``flush``), the output gate.
+
 Ordering rule: every message for a client is appended to the event log first and only
 then pushed to a connection, so what a dropped connection missed is always replayable.
 """
@@ -110,6 +115,14 @@ class Reply:
 ACCEPTED = Reply(202, None)
 
 
+def _error_payload(rid: RequestId, exc: Exception, method: str) -> bytes:
+    """A handler's exception as its JSON-RPC error response."""
+    if isinstance(exc, ProtocolError):
+        return jsonrpc.error(rid, exc.code, exc.message, exc.data)
+    log.exception("handler for %s failed", method, exc_info=exc)
+    return jsonrpc.error(rid, protocol.INTERNAL_ERROR, f"Internal error: {exc}")
+
+
 class SessionActor:
     def __init__(self, session_id: str, app: App, storage: Storage, config: HttpConfig):
         self.app = app
@@ -164,12 +177,10 @@ class SessionActor:
             self.log.finish(stream)
             await self.storage.flush()
             return Reply(200, protocol.CONTENT_SSE, head)
+        # Registered before any await: whatever the task emits from here on is queued on it.
         conn = Connection(self, stream.id)
         self.connections[stream.id] = conn
         head = self._prime(stream)
-        if conn.chunks:  # emitted before the task first yielded
-            head += b"".join(conn.chunks)
-            conn.chunks.clear()
         await self.storage.flush()
         return Reply(200, protocol.CONTENT_SSE, head, conn)
 
@@ -195,11 +206,8 @@ class SessionActor:
             return jsonrpc.error(rid, protocol.METHOD_NOT_FOUND, f"Method not found: {method}")
         try:
             result = handler(ctx)
-        except ProtocolError as exc:
-            return jsonrpc.error(rid, exc.code, exc.message, exc.data)
         except Exception as exc:
-            log.exception("handler for %s failed", method)
-            return jsonrpc.error(rid, protocol.INTERNAL_ERROR, f"Internal error: {exc}")
+            return _error_payload(rid, exc, method)
         if hasattr(result, "__await__"):
             task = asyncio.get_running_loop().create_task(self._run(rid, result, method))
             # Cleanup runs as a done-callback, not in _run: a cancel that lands before the
@@ -213,11 +221,8 @@ class SessionActor:
     async def _run(rid: RequestId, awaitable: Any, method: str) -> bytes:
         try:
             return jsonrpc.response(rid, await awaitable)
-        except ProtocolError as exc:
-            return jsonrpc.error(rid, exc.code, exc.message, exc.data)
         except Exception as exc:
-            log.exception("handler for %s failed", method)
-            return jsonrpc.error(rid, protocol.INTERNAL_ERROR, f"Internal error: {exc}")
+            return _error_payload(rid, exc, method)
 
     def _done(self, ctx: Context, task: asyncio.Task, awaitable: Any) -> None:
         rid = ctx.request_id
