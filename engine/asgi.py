@@ -120,6 +120,9 @@ class McpAsgi:
     async def _post(self, headers: dict[str, str], receive: Callable) -> tuple[Reply, str | None]:
         http.check_post(headers, self.config)
         msg = http.decode_body(await _read_body(receive, self.config.max_body, self.config))
+        requested = http.era(headers, msg)
+        if requested not in protocol.SESSION_VERSIONS:
+            raise http.stateless_not_served(requested, msg)  # the stateless era slots in here
         if msg.method == protocol.INITIALIZE and msg.id is not UNSET:
             if protocol.HEADER_SESSION_ID in headers:
                 raise http.initialize_with_session(msg)
@@ -131,6 +134,9 @@ class McpAsgi:
 
     async def _get(self, headers: dict[str, str]) -> Reply:
         http.check_get(headers)
+        requested = http.era(headers)
+        if requested not in protocol.SESSION_VERSIONS:
+            raise http.stateless_not_served(requested)
         http.check_version_header(headers)
         actor = self._actor(http.require_session(headers))
         return await actor.get(headers.get(protocol.HEADER_LAST_EVENT_ID))

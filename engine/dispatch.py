@@ -13,7 +13,6 @@ import inspect
 import logging
 from typing import Any, Awaitable, Callable
 
-import anyio.to_thread
 import msgspec
 
 from . import content, protocol
@@ -115,6 +114,8 @@ async def _run_async_tool(tool: Any, kwargs: dict) -> dict:
 
 
 async def _run_thread_tool(tool: Any, kwargs: dict) -> dict:
+    import anyio.to_thread  # only here: Pyodide (the Worker) has no threads to offer
+
     try:
         value = await anyio.to_thread.run_sync(functools.partial(tool.fn, **kwargs))
     except Exception as exc:

@@ -211,24 +211,37 @@ def check_version_header(headers: Mapping[str, str], msg: Message | None = None)
     return version
 
 
-def require_session(headers: Mapping[str, str], msg: Message | None = None) -> str:
-    """The session id of a non-initialize request, or the right 400.
+def era(headers: Mapping[str, str], msg: Message | None = None) -> str:
+    """Which era a request belongs to: the dispatch point between the two.
 
-    This is where the eras part: a session-less request that names the stateless era in
-    ``_meta`` is answered as that era would (-32022 with our versions), not as a missing
-    session, so a 2026 client learns to fall back instead of giving up.
+    A request with a session id, or an ``initialize``, is session era. A session-less
+    request that names the stateless version (in ``_meta`` or the version header) is
+    stateless era. Anything else is session era too, and is refused for lacking a session.
     """
-    session_id = headers.get(protocol.HEADER_SESSION_ID)
-    if session_id:
-        return session_id
+    if headers.get(protocol.HEADER_SESSION_ID):
+        return protocol.LATEST_VERSION
     if msg is not None and msg.params is not UNSET:
         meta = msg.params.get("_meta")
         if isinstance(meta, dict):
             requested = meta.get(protocol.META_PROTOCOL_VERSION)
             if isinstance(requested, str) and requested not in protocol.SESSION_VERSIONS:
-                raise _unsupported_stateless(requested, _request_id(msg))
+                return requested
     if headers.get(protocol.HEADER_PROTOCOL_VERSION, "").strip() == protocol.STATELESS_VERSION:
-        raise _unsupported_stateless(protocol.STATELESS_VERSION, _request_id(msg))
+        return protocol.STATELESS_VERSION
+    return protocol.LATEST_VERSION
+
+
+def stateless_not_served(requested: str, msg: Message | None = None) -> HttpError:
+    """Until the stateless era is served: -32022 with the versions we do speak, so a
+    2026 client learns to fall back instead of giving up."""
+    return _unsupported_stateless(requested, _request_id(msg))
+
+
+def require_session(headers: Mapping[str, str], msg: Message | None = None) -> str:
+    """The session id of a session-era request that is not ``initialize``, or the 400."""
+    session_id = headers.get(protocol.HEADER_SESSION_ID)
+    if session_id:
+        return session_id
     raise HttpError(
         400,
         protocol.INVALID_REQUEST,

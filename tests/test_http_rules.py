@@ -47,10 +47,14 @@ def test_versions_and_sessions():
     assert http.require_session({"mcp-session-id": "abc"}) == "abc"
     msg = jsonrpc.decode(b'{"jsonrpc":"2.0","id":9,"method":"tools/list","params":'
                          b'{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}')
-    with pytest.raises(HttpError) as info:
-        http.require_session({}, msg)
-    assert info.value.code == -32022 and info.value.request_id == 9
-    assert info.value.data["supported"] == ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"]
+    assert http.era({}, msg) == "2026-07-28"
+    assert http.era({"mcp-session-id": "abc"}, msg) == "2025-11-25"  # a session decides
+    assert http.era({"mcp-protocol-version": "2026-07-28"}) == "2026-07-28"
+    assert http.era({}) == "2025-11-25"
+    err = http.stateless_not_served("2026-07-28", msg)
+    assert err.code == -32022 and err.request_id == 9 and err.status == 400
+    assert err.data == {"supported": ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"],
+                        "requested": "2026-07-28"}
     with pytest.raises(HttpError) as info:
         http.require_session({}, jsonrpc.decode(b'{"jsonrpc":"2.0","id":1,"method":"ping"}'))
     assert info.value.status == 400 and info.value.code == -32600
