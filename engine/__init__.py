@@ -16,9 +16,13 @@ __all__ = [
 ]
 
 
-def asgi_app(app: App, config: HttpConfig | None = None, path: str = "/mcp"):
-    """An ASGI application serving ``app`` at ``path`` with in-process session actors."""
+def asgi_app(app: App, config: HttpConfig | None = None, path: str = "/mcp", backend=None, lifetimes=None):
+    """An ASGI application serving ``app`` at ``path`` with in-process session actors.
+
+    ``backend``: a storage backend (default: in memory; ``engine.sqlite_store.SqliteBackend``
+    for durable sessions); ``lifetimes``: an ``engine.actor.Lifetimes``.
+    """
     from .asgi import McpAsgi
     from .local import LocalRuntime
 
-    return McpAsgi(LocalRuntime(app, config), path=path)
+    return McpAsgi(LocalRuntime(app, config, backend, lifetimes), path=path)

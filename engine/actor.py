@@ -21,15 +21,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
+import msgspec
 from msgspec import UNSET
 
 from . import jsonrpc, protocol, sse
 from .app import App
 from .context import ClientError, Context
 from .dispatch import METHODS
-from .eventlog import GET_STREAM, BadEventId, EventLog, Stream
+from .eventlog import GET_STREAM, BadEventId, EventLog, Stream, StreamLimits
 from .http import HttpConfig, HttpError
 from .jsonrpc import Message, ProtocolError, RequestId
 from .session import Session
@@ -123,21 +125,110 @@ def _error_payload(rid: RequestId, exc: Exception, method: str) -> bytes:
     return jsonrpc.error(rid, protocol.INTERNAL_ERROR, f"Internal error: {exc}")
 
 
+class Lifetimes(msgspec.Struct, kw_only=True, frozen=True):
+    """How long things live: sessions, actors in memory, streams' logs."""
+
+    #: Seconds of inactivity after which a session is deleted (by its alarm).
+    session_ttl: float = 3600.0
+    #: Seconds of inactivity after which an actor leaves memory (hibernates).
+    idle_evict: float = 30.0
+    #: Persist the last-activity time at most this often (expiry may start this much
+    #: early after a crash, never late).
+    seen_every: float = 60.0
+    streams: StreamLimits = StreamLimits()
+
+
+RESTARTED = ("The server restarted while this request was running, so its result is lost; "
+             "call it again")
+
+
+class PendingRecord(msgspec.Struct, array_like=True):
+    """A request we sent the client, stored under ``p/<id>`` until answered or timed out."""
+
+    method: str
+    stream: int
+    deadline: float
+
+
+_encode = msgspec.json.Encoder().encode
+
+
 class SessionActor:
-    def __init__(self, session_id: str, app: App, storage: Storage, config: HttpConfig):
+    """One session's actor. Constructed fresh, or woken from storage with identical state."""
+
+    def __init__(self, session_id: str, app: App, storage: Storage, config: HttpConfig,
+                 lifetimes: Lifetimes | None = None):
         self.app = app
         self.storage = storage
         self.config = config
+        self.lifetimes = lifetimes or Lifetimes()
         self.session = Session(session_id, storage)
-        self.log = EventLog(storage)
+        self.log = EventLog(storage, self.lifetimes.streams)
         self.connections: dict[int, Connection] = {}
         self.tasks: dict[RequestId, tuple[asyncio.Task, Context]] = {}
         self.waiters: dict[int, asyncio.Future] = {}
         self.closed = False
+        self.last_active = time.time()
+        if self.session.ready:
+            self._recover()
+
+    def _recover(self) -> None:
+        """Waking from storage: nothing of ours can be running, so whatever was running died.
+
+        Each unfinished request stream ends with an error response, so a client that
+        resumes it gets an answer instead of waiting forever; requests we had sent to the
+        client are forgotten (their handlers are gone).
+        """
+        for stream in self.log.orphans():
+            if stream.request_id is not None:
+                self.log.append(stream, jsonrpc.error(stream.request_id, protocol.INTERNAL_ERROR, RESTARTED))
+            self.log.finish(stream, delivered=False)
+        self.storage.delete_prefix("p/")
+
+    def arm(self) -> None:
+        """A new session: its expiry alarm."""
+        self.session.state.last_seen = self.last_active
+        self.session.save()
+        self.storage.set_alarm(self.last_active + self.lifetimes.session_ttl)
+
+    def touch(self) -> None:
+        now = time.time()
+        self.last_active = now
+        if now - self.session.state.last_seen >= self.lifetimes.seen_every:
+            self.session.state.last_seen = now
+            self.session.save()
+
+    def idle(self, now: float) -> bool:
+        """Nothing in flight and quiet for ``idle_evict`` seconds: fit to leave memory."""
+        return (not self.connections and not self.tasks and not self.waiters
+                and now - self.last_active >= self.lifetimes.idle_evict)
+
+    def hibernate(self) -> None:
+        """Write down the last activity; everything else is in storage already."""
+        if self.session.state.last_seen < self.last_active:
+            self.session.state.last_seen = self.last_active
+            self.session.save()
+
+    async def alarm(self) -> bool:
+        """The storage alarm fired: expire the session, or tidy up and re-arm. True = expired."""
+        now = time.time()
+        if self.connections or self.tasks or self.waiters:
+            self.touch()  # a listening client or running work is activity
+        last = max(self.last_active, self.session.state.last_seen)
+        if now - last >= self.lifetimes.session_ttl:
+            return True
+        next_at = last + self.lifetimes.session_ttl
+        due = self.log.expire(now)
+        if due is not None:
+            next_at = min(next_at, due)
+        self.storage.set_alarm(next_at)
+        await self.storage.flush()
+        return False
 
     # -- input: POST ---------------------------------------------------------------------
 
     async def post(self, msg: Message) -> Reply:
+        self.touch()
         kind = jsonrpc.kind(msg)
         if kind == jsonrpc.REQUEST:
             return await self._request(msg)
@@ -174,9 +265,10 @@ class SessionActor:
         if payload is not None:
             self.session.end(rid)
             head = self._prime(stream) + self.log.append(stream, payload)
-            self.log.finish(stream)
+            self.log.finish(stream, delivered=True)
             await self.storage.flush()
             return Reply(200, protocol.CONTENT_SSE, head)
+        self.log.persist(stream)
         # Registered before any await: whatever the task emits from here on is queued on it.
         conn = Connection(self, stream.id)
         self.connections[stream.id] = conn
@@ -189,7 +281,7 @@ class SessionActor:
             return Reply(200, protocol.CONTENT_JSON, payload)
         stream = self.log.open(None)
         head = self._prime(stream) + self.log.append(stream, payload)
-        self.log.finish(stream)
+        self.log.finish(stream, delivered=True)
         await self.storage.flush()
         return Reply(200, protocol.CONTENT_SSE, head)
 
@@ -239,8 +331,8 @@ class SessionActor:
             return
         if payload is not None:
             self.emit(stream, payload)
-        self.log.finish(stream)
         conn = self.connections.pop(stream.id, None)
+        self.log.finish(stream, delivered=conn is not None)
         if conn is not None:
             conn.close()
 
@@ -270,6 +362,7 @@ class SessionActor:
     # -- input: GET --------------------------------------------------------------------------
 
     async def get(self, last_event_id: str | None) -> Reply:
+        self.touch()
         if last_event_id:
             try:
                 stream, frames = self.log.replay(last_event_id)
@@ -280,6 +373,8 @@ class SessionActor:
                 old.close()
             body = b"".join(frames)
             if stream.finished:
+                self.log.delivered(stream)
+                await self.storage.flush()
                 return Reply(200, protocol.CONTENT_SSE, body)
         else:
             stream = self.log.streams[GET_STREAM]
@@ -301,6 +396,7 @@ class SessionActor:
         """The adapter's connection ended (client went away or we closed it)."""
         if self.connections.get(conn.stream_id) is conn:
             del self.connections[conn.stream_id]
+        self.last_active = time.time()
 
     # -- output ---------------------------------------------------------------------------------
 
@@ -335,8 +431,11 @@ class SessionActor:
 
     async def request_client(self, stream: Stream, method: str, params: dict | None, timeout: float) -> Any:
         rid = self.session.next_server_request_id()
+        self.session.save()
         waiter = asyncio.get_running_loop().create_future()
         self.waiters[rid] = waiter
+        key = f"p/{rid:010d}"
+        self.storage.put(key, _encode(PendingRecord(method, stream.id, time.time() + timeout)))
         self.emit(stream, jsonrpc.request(rid, method, params))
         try:
             return await asyncio.wait_for(waiter, timeout)
@@ -345,11 +444,18 @@ class SessionActor:
                               f"The client did not answer {method} within {timeout:g} s") from None
         finally:
             self.waiters.pop(rid, None)
+            if not self.closed:
+                self.storage.delete(key)
 
     # -- end -------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """End the session: cancel its work, close its connections, forget its events."""
+        """Stop this actor's work (process shutdown, or the session ending).
+
+        ``closed`` is set first, so cancelled handlers do not finish their streams: in a
+        durable store they stay unfinished, and the next activation ends them with the
+        "server restarted" error a resuming client can act on.
+        """
         self.closed = True
         for task, _ in list(self.tasks.values()):
             task.cancel()
@@ -359,4 +465,9 @@ class SessionActor:
         for waiter in self.waiters.values():
             if not waiter.done():
                 waiter.set_exception(ClientError(protocol.INTERNAL_ERROR, "The session was closed"))
+
+    def end(self) -> None:
+        """The session is over (DELETE or expiry): stop, and delete everything it stored."""
+        self.close()
         self.log.drop()
+        self.storage.delete_alarm()

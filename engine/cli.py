@@ -9,10 +9,27 @@ import os
 import sys
 
 from . import protocol
+from .actor import Lifetimes
 from .app import App
 from .http import HttpConfig
+from .sqlite_store import SqliteBackend, StoreError
+from .storage import Backend, MemoryBackend
 
 _ANY_ADDRESS = ("0.0.0.0", "::", "")
+DEFAULT_STORE = "sqlite:.mcp-actors/state.db"
+
+
+def open_store(spec: str) -> Backend:
+    """``memory`` or ``sqlite:PATH`` -> a backend; a bad spec or file is a clear exit."""
+    if spec == "memory":
+        return MemoryBackend()
+    kind, sep, path = spec.partition(":")
+    if kind != "sqlite" or not sep or not path:
+        raise SystemExit(f"error: --store {spec!r}: use sqlite:PATH or memory")
+    try:
+        return SqliteBackend(path)
+    except StoreError as exc:
+        raise SystemExit(f"error: {exc}") from None
 
 
 def load_app(spec: str) -> App:
@@ -46,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--allowed-host", action="append", default=[], metavar="HOST",
                        help="allow this Host header (hostname or *); repeatable; local names always allowed")
     serve.add_argument("--max-body", type=int, default=protocol.DEFAULT_MAX_BODY, help="request body limit in bytes")
+    serve.add_argument("--store", default=DEFAULT_STORE, metavar="SPEC",
+                       help=f"where sessions live: sqlite:PATH (default {DEFAULT_STORE}) or memory")
+    serve.add_argument("--idle-evict", type=float, default=30.0, metavar="SECONDS",
+                       help="idle seconds before a session's actor leaves memory (default 30)")
+    serve.add_argument("--session-ttl", type=float, default=3600.0, metavar="SECONDS",
+                       help="idle seconds before a session is deleted (default 3600)")
     serve.add_argument("--log-level", default="warning", help="server log level (default warning)")
     return parser
 
@@ -65,6 +88,9 @@ def main(argv: list[str] | None = None) -> None:
         max_body=args.max_body,
         json_response=args.json_response,
     )
+    if args.session_ttl <= 0 or args.idle_evict < 0:
+        raise SystemExit("error: --session-ttl must be positive and --idle-evict not negative")
+    backend = open_store(args.store)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     import uvicorn
 
@@ -72,10 +98,12 @@ def main(argv: list[str] | None = None) -> None:
     from .local import LocalRuntime
 
     display = f"[{args.host}]" if ":" in args.host else args.host
-    print(f"mcp-actors serving {app.name!r} at http://{display}:{args.port}{args.path}", flush=True)
+    print(f"mcp-actors serving {app.name!r} at http://{display}:{args.port}{args.path} "
+          f"(store: {args.store})", flush=True)
     if args.host in _ANY_ADDRESS and not args.allowed_host:
         print("note: listening on all interfaces; pass --allowed-host NAME for the names clients use", flush=True)
-    runtime = LocalRuntime(app, config)
+    runtime = LocalRuntime(app, config, backend,
+                           Lifetimes(session_ttl=args.session_ttl, idle_evict=args.idle_evict))
 
     class Server(uvicorn.Server):
         async def shutdown(self, sockets=None):

@@ -1,46 +1,87 @@
-"""A session's SSE streams and their event logs.
+"""A session's SSE streams and their event logs, kept in the actor's storage.
 
 Every message the server sends on a stream is framed as an SSE event, given the id
 ``<stream>:<counter>`` and written to storage *before* it goes to any connection, so a
 client that lost its connection can ``GET`` with ``Last-Event-ID`` and get exactly the
 events it missed, from that stream only. Ids come from per-session counters, never from
 JSON-RPC ids, so two sessions (or two requests) reusing ``id: 1`` cannot see each
-other's events.
+other's events. Stream 0 is the standalone GET stream; each request POST gets the next
+number, from a block reserved in storage so ids stay unique across restarts. A priming
+event takes a counter like any event and is stored empty, so after a restart no id is
+handed out twice.
 
-Stream 0 is the standalone GET stream; each request POST gets the next number. A priming
-event takes the next counter like any event but carries no message and is not stored.
+Storage layout: ``e/<stream>/<counter>`` holds a framed event; ``s/<stream>`` a
+:class:`StreamRecord` (written once a stream outlives the tick that opened it, and when it
+finishes); ``r/streams`` the reserved stream-id block.
 
-Bounds: each stream keeps its last ``max_events`` events (a ring); a finished stream is
-kept for resumption until ``keep_finished`` newer streams have finished, then dropped.
+Retention (:class:`StreamLimits`): each stream keeps at most ``max_events`` events and
+``max_bytes`` bytes (a ring; the GET stream lives on this way). A request stream whose
+final response was delivered is dropped ``grace`` seconds later, or sooner once
+``keep_finished`` newer ones were delivered; one that finished while nobody listened is
+kept for its client to resume, up to ``keep_undelivered`` of them.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import deque
+from typing import Callable, Union
+
+import msgspec
 
 from . import sse
 from .jsonrpc import RequestId
 from .storage import Storage
 
+log = logging.getLogger("engine")
+
 GET_STREAM = 0
+STREAM_ID_BLOCK = 1024
+
+
+class StreamLimits(msgspec.Struct, kw_only=True, frozen=True):
+    max_events: int = 1000
+    max_bytes: int = 4 * 1024 * 1024
+    keep_finished: int = 64
+    keep_undelivered: int = 256
+    grace: float = 60.0
+
+
+class StreamRecord(msgspec.Struct, array_like=True):
+    request_id: Union[int, str, None]
+    finished: bool = False
+    delivered: bool = False
+    finished_at: float = 0.0
+
+
+_encode = msgspec.json.Encoder().encode
+_decode_record = msgspec.json.Decoder(StreamRecord).decode
 
 
 class Stream:
-    __slots__ = ("id", "counter", "request_id", "finished")
+    __slots__ = ("id", "counter", "first", "size", "request_id", "finished", "delivered", "finished_at")
 
     def __init__(self, stream_id: int, request_id: RequestId | None = None):
         self.id = stream_id
-        self.counter = 0
+        self.counter = 0  # last counter handed out
+        self.first = 1  # oldest counter still stored
+        self.size = 0  # bytes stored
         self.request_id = request_id
         self.finished = False
+        self.delivered = False
+        self.finished_at = 0.0
 
-
-def _prefix(stream_id: int) -> str:
-    return f"e/{stream_id:010d}/"
+    def record(self) -> bytes:
+        return _encode(StreamRecord(self.request_id, self.finished, self.delivered, self.finished_at))
 
 
 def _key(stream_id: int, counter: int) -> str:
     return f"e/{stream_id:010d}/{counter:010d}"
+
+
+def _record_key(stream_id: int) -> str:
+    return f"s/{stream_id:010d}"
 
 
 class BadEventId(ValueError):
@@ -48,47 +89,139 @@ class BadEventId(ValueError):
 
 
 class EventLog:
-    def __init__(self, storage: Storage, max_events: int = 1000, keep_finished: int = 64):
+    def __init__(self, storage: Storage, limits: StreamLimits | None = None,
+                 clock: Callable[[], float] = time.time):
         self.storage = storage
-        self.max_events = max_events
-        self.keep_finished = keep_finished
-        self.streams: dict[int, Stream] = {GET_STREAM: Stream(GET_STREAM)}
-        self.next_stream = 1
-        self._finished: deque[int] = deque()
+        self.limits = limits or StreamLimits()
+        self.clock = clock
+        self.streams: dict[int, Stream] = {}
+        self._delivered: deque[int] = deque()  # finished and delivered, oldest delivery first
+        self._undelivered: deque[int] = deque()
+        raw = storage.get("r/streams")
+        self._reserved = int(raw) if raw else 0
+        self.next_stream = max(self._reserved, 1)
+        self._load()
+
+    # -- restore ----------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        """Rebuild streams from storage (an actor waking from hibernation or a restart)."""
+        streams = self.streams
+        for key, raw in self.storage.list("s/"):
+            rec = _decode_record(raw)
+            stream = Stream(int(key[2:]), rec.request_id)
+            stream.finished, stream.delivered, stream.finished_at = rec.finished, rec.delivered, rec.finished_at
+            streams[stream.id] = stream
+        seen: set[int] = set()
+        for key, frame in self.storage.list("e/"):  # key order: each stream's oldest first
+            sid, n = int(key[2:12]), int(key[13:])
+            stream = streams.get(sid)
+            if stream is None:
+                stream = streams[sid] = Stream(sid)
+            if sid not in seen:
+                seen.add(sid)
+                stream.first = n
+            stream.counter = n
+            stream.size += len(frame)
+        streams.setdefault(GET_STREAM, Stream(GET_STREAM))
+        done = sorted((s for s in streams.values() if s.finished), key=lambda s: s.finished_at)
+        self._delivered.extend(s.id for s in done if s.delivered)
+        self._undelivered.extend(s.id for s in done if not s.delivered)
+
+    def orphans(self) -> list[Stream]:
+        """Request streams left unfinished: their handlers died with the process."""
+        return [s for s in self.streams.values() if s.id != GET_STREAM and not s.finished]
+
+    # -- writing ----------------------------------------------------------------------------
 
     def open(self, request_id: RequestId | None) -> Stream:
+        if self.next_stream >= self._reserved:
+            self._reserved = self.next_stream + STREAM_ID_BLOCK
+            self.storage.put("r/streams", str(self._reserved).encode())
         stream = Stream(self.next_stream, request_id)
         self.next_stream += 1
         self.streams[stream.id] = stream
         return stream
 
+    def persist(self, stream: Stream) -> None:
+        """Record an open stream (its request outlives this tick), so a restart can end it."""
+        self.storage.put(_record_key(stream.id), stream.record())
+
     def prime(self, stream: Stream, retry_ms: int) -> bytes:
-        """A priming event for a new connection; it takes a counter (ids stay unique) but
-        is not stored, so resuming from it replays only what came after."""
+        """A priming event for a new connection: it takes a counter and is stored empty."""
         stream.counter += 1
+        self.storage.put(_key(stream.id, stream.counter), b"")
+        self._trim(stream)
         return sse.priming(f"{stream.id}:{stream.counter}", retry_ms)
 
     def append(self, stream: Stream, payload: bytes) -> bytes:
         """Frame ``payload`` as the stream's next event and store it; returns the frame."""
         stream.counter += 1
-        n = stream.counter
-        frame = sse.event(f"{stream.id}:{n}", payload)
-        self.storage.put(_key(stream.id, n), frame)
-        if n > self.max_events:
-            self.storage.delete(_key(stream.id, n - self.max_events))
+        frame = sse.event(f"{stream.id}:{stream.counter}", payload)
+        self.storage.put(_key(stream.id, stream.counter), frame)
+        stream.size += len(frame)
+        self._trim(stream)
         return frame
 
-    def finish(self, stream: Stream) -> None:
+    def _trim(self, stream: Stream) -> None:
+        limits = self.limits
+        while stream.first < stream.counter and (
+            stream.counter - stream.first >= limits.max_events or stream.size > limits.max_bytes
+        ):
+            key = _key(stream.id, stream.first)
+            old = self.storage.get(key)
+            if old is not None:
+                stream.size -= len(old)
+                self.storage.delete(key)
+            stream.first += 1
+
+    def finish(self, stream: Stream, delivered: bool) -> None:
+        """The stream's request is over; ``delivered``: its last event went to a live connection."""
         if stream.finished:
             return
         stream.finished = True
-        self._finished.append(stream.id)
-        while len(self._finished) > self.keep_finished:
-            old = self.streams.pop(self._finished.popleft(), None)
-            if old is not None:
-                # Delete the keys we know it holds, rather than scanning for a prefix.
-                for n in range(max(1, old.counter - self.max_events + 1), old.counter + 1):
-                    self.storage.delete(_key(old.id, n))
+        stream.delivered = delivered
+        stream.finished_at = self.clock()
+        self.storage.put(_record_key(stream.id), stream.record())
+        (self._delivered if delivered else self._undelivered).append(stream.id)
+        self.expire(stream.finished_at)
+
+    def delivered(self, stream: Stream) -> None:
+        """A client resumed a finished stream and got its end: the grace period starts now."""
+        if not stream.finished or stream.delivered:
+            return
+        stream.delivered = True
+        stream.finished_at = self.clock()
+        self.storage.put(_record_key(stream.id), stream.record())
+        try:
+            self._undelivered.remove(stream.id)
+        except ValueError:
+            pass
+        self._delivered.append(stream.id)
+
+    def expire(self, now: float) -> float | None:
+        """Drop streams past their retention; returns when the next one falls due."""
+        limits = self.limits
+        while self._delivered:
+            oldest = self.streams.get(self._delivered[0])
+            if oldest is not None and len(self._delivered) <= limits.keep_finished \
+                    and oldest.finished_at + limits.grace > now:
+                return oldest.finished_at + limits.grace
+            self._drop(self._delivered.popleft())
+        while len(self._undelivered) > limits.keep_undelivered:
+            self._drop(self._undelivered.popleft())
+        return None
+
+    def _drop(self, stream_id: int) -> None:
+        stream = self.streams.pop(stream_id, None)
+        if stream is None:
+            return
+        # Delete the keys it is known to hold, rather than scanning for a prefix.
+        for n in range(stream.first, stream.counter + 1):
+            self.storage.delete(_key(stream_id, n))
+        self.storage.delete(_record_key(stream_id))
+
+    # -- reading ----------------------------------------------------------------------------
 
     def replay(self, last_event_id: str) -> tuple[Stream, list[bytes]]:
         """The stream ``last_event_id`` belongs to and its stored events after it, in order."""
@@ -105,9 +238,13 @@ class EventLog:
                 f"Last-Event-ID {last_event_id!r} names a stream this session no longer keeps; "
                 "its events have expired"
             )
-        frames = [v for _, v in self.storage.list(_prefix(stream.id), after=_key(stream.id, counter))]
-        return stream, frames
+        if counter + 1 < stream.first:
+            log.warning("stream %d: resuming after %d, but events before %d have left its ring",
+                        stream.id, counter, stream.first)
+        rows = self.storage.list(f"e/{stream.id:010d}/", after=_key(stream.id, counter))
+        return stream, [frame for _, frame in rows if frame]
 
     def drop(self) -> None:
-        self.storage.delete_prefix("e/")
+        """Delete the whole namespace: the session is over."""
+        self.storage.delete_prefix("")
         self.streams.clear()

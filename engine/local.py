@@ -1,16 +1,19 @@
 """The local runtime: session actors in this process, addressed by session id.
 
-It plays the part Cloudflare plays in production: it creates an actor on demand (on
-``initialize``), finds it by name for later requests, and forgets it on DELETE. It also
-carries the app's announcements (list changes, resource updates) to every live session.
+It plays the part Cloudflare plays in production. It creates an actor on ``initialize``;
+finds it by name for later requests, waking it from storage if it hibernated (or if the
+process restarted); sends idle actors out of memory; and runs storage alarms, calling
+each actor's ``alarm()`` at least once and retrying with backoff when it raises. It also
+carries the app's announcements to the sessions in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
-from .actor import SessionActor
+from .actor import Lifetimes, SessionActor
 from .app import App
 from .http import HttpConfig
 from .session import new_session_id
@@ -18,35 +21,103 @@ from .storage import Backend, MemoryBackend
 
 log = logging.getLogger("engine")
 
+#: Alarm retries, as Durable Objects do: up to this many, backing off 1, 2, 4 ... s.
+ALARM_RETRIES = 6
+
 
 class LocalRuntime:
-    def __init__(self, app: App, config: HttpConfig | None = None, backend: Backend | None = None):
+    def __init__(self, app: App, config: HttpConfig | None = None, backend: Backend | None = None,
+                 lifetimes: Lifetimes | None = None):
         self.app = app
         self.config = config or HttpConfig()
         self.backend: Backend = backend or MemoryBackend()
+        self.lifetimes = lifetimes or Lifetimes()
         self.actors: dict[str, SessionActor] = {}
         self._background: list[asyncio.Task] = []
+        self._alarm_failures: dict[str, int] = {}
+        self.hibernated = 0  # counters, for tests and operators
+        self.expired = 0
+
+    # -- addressing -------------------------------------------------------------------------
 
     def create(self) -> SessionActor:
         session_id = new_session_id()
-        actor = SessionActor(session_id, self.app, self.backend.namespace(session_id), self.config)
+        actor = self._activate(session_id)
         self.actors[session_id] = actor
+        actor.arm()
         return actor
 
+    def _activate(self, session_id: str) -> SessionActor:
+        return SessionActor(session_id, self.app, self.backend.namespace(session_id), self.config, self.lifetimes)
+
     def get(self, session_id: str) -> SessionActor | None:
-        return self.actors.get(session_id)
+        """The session's actor, woken from storage if needed; None if no such session."""
+        actor = self.actors.get(session_id)
+        if actor is None and self.backend.exists(session_id, "meta"):
+            actor = self.actors[session_id] = self._activate(session_id)
+        return actor
 
     def delete(self, session_id: str) -> bool:
-        actor = self.actors.pop(session_id, None)
+        actor = self.get(session_id)
         if actor is None:
             return False
-        actor.close()
-        self.backend.drop(session_id)
+        del self.actors[session_id]
+        actor.end()
         return True
 
     def announce(self, method: str, params: dict | None, uri: str | None) -> None:
         for actor in list(self.actors.values()):
             actor.announce(method, params, uri)
+
+    # -- upkeep -----------------------------------------------------------------------------
+
+    def evict_idle(self, now: float) -> int:
+        """Send idle actors out of memory; their state is in storage already."""
+        gone = [sid for sid, actor in self.actors.items() if actor.idle(now)]
+        for sid in gone:
+            self.actors.pop(sid).hibernate()
+        self.hibernated += len(gone)
+        return len(gone)
+
+    async def run_alarms(self, now: float) -> None:
+        for session_id, _at in self.backend.due_alarms(now):
+            actor = self.get(session_id)
+            storage = self.backend.namespace(session_id)
+            storage.delete_alarm()  # cleared before the call; alarm() sets the next one
+            if actor is None:
+                continue
+            try:
+                expired = await actor.alarm()
+            except Exception:
+                failures = self._alarm_failures.get(session_id, 0) + 1
+                log.exception("alarm of session %s failed (attempt %d)", session_id, failures)
+                if failures <= ALARM_RETRIES:
+                    self._alarm_failures[session_id] = failures
+                    storage.set_alarm(now + 2 ** (failures - 1))
+                else:
+                    self._alarm_failures.pop(session_id, None)
+                continue
+            self._alarm_failures.pop(session_id, None)
+            if expired:
+                self.delete(session_id)
+                self.expired += 1
+
+    async def _upkeep(self) -> None:
+        tick = max(0.05, min(1.0, self.lifetimes.idle_evict / 2))
+        while True:
+            now = time.time()
+            try:
+                await self.run_alarms(now)
+                self.evict_idle(now)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("runtime upkeep failed")
+            next_alarm = self.backend.next_alarm()
+            wait = tick if next_alarm is None else min(tick, max(0.0, next_alarm - time.time()))
+            await asyncio.sleep(wait)
+
+    # -- lifetime ---------------------------------------------------------------------------
 
     def close_connections(self) -> None:
         """Shutdown begins: end open SSE responses so the HTTP server can drain."""
@@ -55,8 +126,10 @@ class LocalRuntime:
 
     async def start(self) -> None:
         self.app.listen(self.announce)
+        loop = asyncio.get_running_loop()
+        self._background.append(loop.create_task(self._upkeep()))
         for fn in self.app.startup:
-            self._background.append(asyncio.get_running_loop().create_task(self._run_startup(fn)))
+            self._background.append(loop.create_task(self._run_startup(fn)))
 
     async def _run_startup(self, fn) -> None:
         try:
@@ -76,6 +149,10 @@ class LocalRuntime:
             except (asyncio.CancelledError, Exception):
                 pass
         self._background.clear()
+        handlers = [task for actor in self.actors.values() for task, _ in actor.tasks.values()]
         for actor in list(self.actors.values()):
-            actor.close()
+            actor.close()  # running requests stay unfinished in storage: a restart ends them
+            actor.hibernate()
+        await asyncio.gather(*handlers, return_exceptions=True)
         self.actors.clear()
+        self.backend.close()

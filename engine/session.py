@@ -35,6 +35,8 @@ class SessionState(msgspec.Struct, kw_only=True):
     log_level: str | None = None
     subscriptions: list[str] = []
     next_server_request: int = 0
+    #: Wall-clock time of the last activity that was written down (expiry counts from it).
+    last_seen: float = 0.0
 
 
 _encode = msgspec.json.Encoder().encode

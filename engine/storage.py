@@ -1,9 +1,15 @@
 """The storage contract actors persist through, modelled on Durable Object storage.
 
-Writes are synchronous calls (like ``ctx.storage.kv`` / ``ctx.storage.sql`` in a SQLite
-backed Durable Object) and ``flush()`` is the output gate: once it returns, everything
-written before it is durable, and only then may the bytes it produced reach a client.
-A backend hands out one :class:`Storage` namespace per actor name.
+An actor gets one :class:`Storage` namespace. Writes are synchronous calls (like
+``ctx.storage.kv`` in a SQLite-backed Durable Object) and ``flush()`` is the output gate:
+once it returns, everything written before it is committed, and only then may bytes that
+depend on it reach a client. Between two flushes all writes commit together or not at all
+(a crash loses the whole group), so a flush is also the natural transaction boundary;
+``transaction()`` makes a smaller group atomic on its own.
+
+Each namespace has one alarm, a wall-clock time (``time.time()`` seconds). The runtime
+calls the actor's ``alarm()`` at or after that time, at least once, and retries it with
+backoff if it raises, as Durable Objects do.
 
 Keys are strings compared bytewise; callers zero-pad numbers so that key order is
 numeric order and ``list(prefix)`` returns a stream's events in sequence.
@@ -11,6 +17,7 @@ numeric order and ``list(prefix)`` returns a stream's events in sequence.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Iterator, Protocol
 
 
@@ -21,63 +28,136 @@ class Storage(Protocol):
 
     def delete(self, key: str) -> None: ...
 
-    def list(self, prefix: str, after: str | None = None) -> Iterator[tuple[str, bytes]]:
+    def list(self, prefix: str, after: str | None = None) -> list[tuple[str, bytes]]:
         """``(key, value)`` pairs under ``prefix`` in key order, strictly after ``after``."""
         ...
 
     def delete_prefix(self, prefix: str) -> None: ...
 
+    def transaction(self):
+        """A context manager: its writes all happen, or (on an exception) none do."""
+        ...
+
     async def flush(self) -> None:
         """Durability barrier: returns once every earlier write is committed."""
         ...
+
+    def set_alarm(self, at: float) -> None: ...
+
+    def get_alarm(self) -> float | None: ...
+
+    def delete_alarm(self) -> None: ...
 
 
 class Backend(Protocol):
     def namespace(self, name: str) -> Storage: ...
 
-    def drop(self, name: str) -> None:
-        """Delete everything an actor stored (its session ended)."""
+    def exists(self, name: str, key: str) -> bool:
+        """Whether namespace ``name`` holds ``key``, without loading anything else."""
         ...
+
+    def drop(self, name: str) -> None:
+        """Delete everything a namespace holds, alarm included."""
+        ...
+
+    def due_alarms(self, now: float) -> list[tuple[str, float]]:
+        """``(name, at)`` of every alarm at or before ``now``."""
+        ...
+
+    def next_alarm(self) -> float | None: ...
+
+    def close(self) -> None: ...
 
 
 class MemoryStorage:
-    """Process-local storage: a dict. Durable until the process exits, and no longer."""
+    """One namespace of :class:`MemoryBackend`: a dict. Gone when the process exits."""
 
-    __slots__ = ("data",)
+    __slots__ = ("data", "backend", "name", "_undo")
 
-    def __init__(self) -> None:
+    def __init__(self, backend: "MemoryBackend", name: str) -> None:
         self.data: dict[str, bytes] = {}
+        self.backend = backend
+        self.name = name
+        self._undo: list[tuple[str, bytes | None]] | None = None
 
     def get(self, key: str) -> bytes | None:
         return self.data.get(key)
 
     def put(self, key: str, value: bytes) -> None:
+        if self._undo is not None:
+            self._undo.append((key, self.data.get(key)))
         self.data[key] = value
 
     def delete(self, key: str) -> None:
-        self.data.pop(key, None)
+        old = self.data.pop(key, None)
+        if self._undo is not None and old is not None:
+            self._undo.append((key, old))
 
-    def list(self, prefix: str, after: str | None = None) -> Iterator[tuple[str, bytes]]:
+    def list(self, prefix: str, after: str | None = None) -> list[tuple[str, bytes]]:
         keys = sorted(k for k in self.data if k.startswith(prefix) and (after is None or k > after))
-        return iter([(k, self.data[k]) for k in keys])
+        return [(k, self.data[k]) for k in keys]
 
     def delete_prefix(self, prefix: str) -> None:
         for key in [k for k in self.data if k.startswith(prefix)]:
-            del self.data[key]
+            self.delete(key)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        outer = self._undo
+        self._undo = []
+        try:
+            yield
+        except BaseException:
+            for key, old in reversed(self._undo):
+                if old is None:
+                    self.data.pop(key, None)
+                else:
+                    self.data[key] = old
+            self._undo = outer
+            raise
+        if outer is not None:
+            outer.extend(self._undo)
+        self._undo = outer
 
     async def flush(self) -> None:
         return None
 
+    def set_alarm(self, at: float) -> None:
+        self.backend.alarms[self.name] = at
+
+    def get_alarm(self) -> float | None:
+        return self.backend.alarms.get(self.name)
+
+    def delete_alarm(self) -> None:
+        self.backend.alarms.pop(self.name, None)
+
 
 class MemoryBackend:
+    """Process-local storage for every actor: fast, and lost on exit."""
+
     def __init__(self) -> None:
         self.spaces: dict[str, MemoryStorage] = {}
+        self.alarms: dict[str, float] = {}
 
     def namespace(self, name: str) -> MemoryStorage:
         space = self.spaces.get(name)
         if space is None:
-            space = self.spaces[name] = MemoryStorage()
+            space = self.spaces[name] = MemoryStorage(self, name)
         return space
+
+    def exists(self, name: str, key: str) -> bool:
+        space = self.spaces.get(name)
+        return space is not None and key in space.data
 
     def drop(self, name: str) -> None:
         self.spaces.pop(name, None)
+        self.alarms.pop(name, None)
+
+    def due_alarms(self, now: float) -> list[tuple[str, float]]:
+        return sorted(((n, at) for n, at in self.alarms.items() if at <= now), key=lambda item: item[1])
+
+    def next_alarm(self) -> float | None:
+        return min(self.alarms.values(), default=None)
+
+    def close(self) -> None:
+        return None

@@ -39,6 +39,9 @@ class Server:
         if app:
             cmd.append(app)
         cmd += ["--port", str(self.port), *extra]
+        if "--store" not in extra:  # each server its own durable store, never the repo's
+            self.store_dir = tempfile.mkdtemp(prefix="mcp-actors-test-")
+            cmd += ["--store", f"sqlite:{self.store_dir}/state.db"]
         # Output goes to a file, not a pipe: a pipe nobody reads would block the server.
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, stdout=self.log, stderr=subprocess.STDOUT)

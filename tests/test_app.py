@@ -13,7 +13,7 @@ from engine import App, Context, Image, Resource, ToolResult
 from engine.actor import SessionActor
 from engine.http import HttpConfig
 from engine.jsonrpc import decode, encode
-from engine.storage import MemoryStorage
+from engine.storage import MemoryBackend
 
 
 class Color(enum.Enum):
@@ -122,7 +122,7 @@ class Harness:
     """An actor fed decoded messages, as a runtime adapter would."""
 
     def __init__(self, capabilities=None, version="2025-11-25", json_response=False):
-        self.actor = SessionActor("s1", app, MemoryStorage(), HttpConfig(json_response=json_response))
+        self.actor = SessionActor("s1", app, MemoryBackend().namespace("s"), HttpConfig(json_response=json_response))
         self.capabilities = capabilities or {}
         self.version = version
 
@@ -248,7 +248,7 @@ def test_ping_and_set_level_results_are_empty():
 def test_list_changed_is_announced_to_ready_sessions():
     async def go():
         local = App("dyn")
-        actor = SessionActor("s", local, MemoryStorage(), HttpConfig())
+        actor = SessionActor("s", local, MemoryBackend().namespace("s"), HttpConfig())
         local.listen(actor.announce)
         await actor.post(decode(encode({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
             "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}})))

@@ -2,7 +2,7 @@ import pytest
 
 from engine.jsonrpc import ProtocolError
 from engine.session import READY, OPERATING, Session, negotiate, new_session_id
-from engine.storage import MemoryStorage
+from engine.storage import MemoryBackend
 
 
 def test_negotiation():
@@ -13,7 +13,7 @@ def test_negotiation():
 
 
 def test_lifecycle_and_state_persist():
-    storage = MemoryStorage()
+    storage = MemoryBackend().namespace("s")
     s = Session("sid", storage)
     assert not s.ready
     assert s.initialize({"protocolVersion": "2025-06-18", "capabilities": {"sampling": {}},
@@ -31,7 +31,7 @@ def test_lifecycle_and_state_persist():
 
 
 def test_in_flight_ids_and_log_levels():
-    s = Session("sid", MemoryStorage())
+    s = Session("sid", MemoryBackend().namespace("s"))
     s.begin(1)
     s.begin("1")  # a string id is a different id
     with pytest.raises(ProtocolError) as info:
