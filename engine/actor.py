@@ -168,7 +168,9 @@ class SessionActor:
         self.tasks: dict[RequestId, tuple[asyncio.Task, Context]] = {}
         self.waiters: dict[int, asyncio.Future] = {}
         self.closed = False
-        self.last_active = time.time()
+        # Woken from storage, the clock starts at the last activity written down: being
+        # woken (by an alarm, say) is not activity.
+        self.last_active = self.session.state.last_seen or time.time()
         if self.session.ready:
             self._recover()
 
@@ -209,11 +211,11 @@ class SessionActor:
             self.session.state.last_seen = self.last_active
             self.session.save()
 
-    async def alarm(self) -> bool:
+    async def alarm(self, now: float | None = None) -> bool:
         """The storage alarm fired: expire the session, or tidy up and re-arm. True = expired."""
-        now = time.time()
+        now = time.time() if now is None else now
         if self.connections or self.tasks or self.waiters:
-            self.touch()  # a listening client or running work is activity
+            self.last_active = max(self.last_active, now)  # a listening client or running work is activity
         last = max(self.last_active, self.session.state.last_seen)
         if now - last >= self.lifetimes.session_ttl:
             return True

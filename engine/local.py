@@ -87,7 +87,7 @@ class LocalRuntime:
             if actor is None:
                 continue
             try:
-                expired = await actor.alarm()
+                expired = await actor.alarm(now)
             except Exception:
                 failures = self._alarm_failures.get(session_id, 0) + 1
                 log.exception("alarm of session %s failed (attempt %d)", session_id, failures)

@@ -78,3 +78,11 @@ def call(client: httpx.Client, url: str, sid: str, request_id, method: str, para
         if r.headers["content-type"].startswith("application/json"):
             return [Event(None, r.read().decode(), None)]
         return list(events(r.iter_lines()))
+
+
+def resume(client: httpx.Client, url: str, sid: str, last_event_id: str) -> list[Event]:
+    """GET with Last-Event-ID and read the replayed (and live) events until the stream ends."""
+    h = {**headers(sid), "accept": "text/event-stream", "last-event-id": last_event_id}
+    with client.stream("GET", url, headers=h) as r:
+        assert r.status_code == 200, r.read()
+        return list(events(r.iter_lines()))

@@ -6,7 +6,7 @@ import threading
 
 import httpx
 
-from sse_client import events, headers, initialize
+from sse_client import events, headers, initialize, resume
 
 
 def start_long_task(client, url, sid, request_id, steps, interval, token):
@@ -14,13 +14,6 @@ def start_long_task(client, url, sid, request_id, steps, interval, token):
             "params": {"name": "long_task", "arguments": {"steps": steps, "interval_s": interval},
                        "_meta": {"progressToken": token}}}
     return client.stream("POST", url, json=body, headers=headers(sid))
-
-
-def resume(client, url, sid, last_event_id):
-    h = {**headers(sid), "accept": "text/event-stream", "last-event-id": last_event_id}
-    with client.stream("GET", url, headers=h) as r:
-        assert r.status_code == 200, r.read()
-        return list(events(r.iter_lines()))
 
 
 def test_drop_mid_task_then_resume_gets_exactly_the_missed_events(demo_server):
