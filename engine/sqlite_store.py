@@ -40,20 +40,38 @@ class SqliteBackend:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the folder for the store {self.path}: {exc.strerror or exc}") from None
+        self._lock = self._take_lock()
         try:
             self.db = sqlite3.connect(self.path, isolation_level=None)
         except sqlite3.Error as exc:
+            self._release()
             raise StoreError(f"cannot open the store {self.path}: {exc}") from None
         try:
             self._prepare(synchronous.upper())
         except sqlite3.DatabaseError as exc:
             self.db.close()
+            self._release()
             raise StoreError(
                 f"{self.path} is not a usable mcp-actors store ({exc}); move it aside to start "
                 "afresh, or pass --store sqlite:OTHER_PATH") from None
         self._in_tx = False
         self._savepoints = 0
         self._commit: asyncio.Future | None = None
+
+    def _take_lock(self):
+        """One server per store: two would each wake their own actor for the same session."""
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no advisory locks to take
+            return None
+        lock = open(self.path.with_name(self.path.name + ".lock"), "a+")
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            raise StoreError(f"another mcp-actors server is using {self.path}; stop it, or pass "
+                             "--store sqlite:OTHER_PATH") from None
+        return lock
 
     def _prepare(self, synchronous: str) -> None:
         db = self.db
@@ -158,11 +176,17 @@ class SqliteBackend:
     def next_alarm(self) -> float | None:
         return self.db.execute("SELECT MIN(at) FROM alarms").fetchone()[0]
 
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the file drops the lock
+            self._lock = None
+
     def close(self) -> None:
         if self._in_tx:
             self.db.execute("COMMIT")
             self._in_tx = False
         self.db.close()
+        self._release()
 
 
 class SqliteStorage:

@@ -150,3 +150,11 @@ def test_sqlite_bad_files_are_clear_errors_at_start(tmp_path):
     blocker.write_text("x")
     with pytest.raises(StoreError, match="cannot create the folder"):
         SqliteBackend(blocker / "sub" / "state.db")
+
+
+def test_sqlite_store_serves_one_process_at_a_time(tmp_path):
+    first = SqliteBackend(tmp_path / "state.db")
+    with pytest.raises(StoreError, match="another mcp-actors server is using"):
+        SqliteBackend(tmp_path / "state.db")
+    first.close()
+    SqliteBackend(tmp_path / "state.db").close()  # free again once the first has closed
