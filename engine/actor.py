@@ -132,6 +132,8 @@ class Lifetimes(msgspec.Struct, kw_only=True, frozen=True):
     session_ttl: float = 3600.0
     #: Seconds of inactivity after which an actor leaves memory (hibernates).
     idle_evict: float = 30.0
+    #: Seconds an HTTP+SSE session outlives its closed stream (its client cannot resume).
+    legacy_grace: float = 30.0
     #: Persist the last-activity time at most this often (expiry may start this much
     #: early after a crash, never late).
     seen_every: float = 60.0
@@ -171,7 +173,7 @@ class SessionActor:
         # Woken from storage, the clock starts at the last activity written down: being
         # woken (by an alarm, say) is not activity.
         self.last_active = self.session.state.last_seen or time.time()
-        if self.session.ready:
+        if self.session.restored:
             self._recover()
 
     def _recover(self) -> None:
@@ -186,9 +188,12 @@ class SessionActor:
                 self.log.append(stream, jsonrpc.error(stream.request_id, protocol.INTERNAL_ERROR, RESTARTED))
             self.log.finish(stream, delivered=False)
         self.storage.delete_prefix("p/")
+        if self.session.legacy:  # its stream died with the process, and cannot be resumed
+            self.storage.set_alarm(time.time() + self.lifetimes.legacy_grace)
 
-    def arm(self) -> None:
-        """A new session: its expiry alarm."""
+    def arm(self, transport: str = protocol.TRANSPORT_STREAMABLE) -> None:
+        """A new session: its transport and its expiry alarm."""
+        self.session.state.transport = transport
         self.session.state.last_seen = self.last_active
         self.session.save()
         self.storage.set_alarm(self.last_active + self.lifetimes.session_ttl)
@@ -217,9 +222,12 @@ class SessionActor:
         if self.connections or self.tasks or self.waiters:
             self.last_active = max(self.last_active, now)  # a listening client or running work is activity
         last = max(self.last_active, self.session.state.last_seen)
-        if now - last >= self.lifetimes.session_ttl:
+        ttl = self.lifetimes.session_ttl
+        if self.session.legacy and GET_STREAM not in self.connections:
+            ttl = min(ttl, self.lifetimes.legacy_grace)  # its stream is gone for good
+        if now - last >= ttl:
             return True
-        next_at = last + self.lifetimes.session_ttl
+        next_at = last + ttl
         due = self.log.expire(now)
         if due is not None:
             next_at = min(next_at, due)
@@ -244,6 +252,8 @@ class SessionActor:
         rid: RequestId = msg.id  # type: ignore[assignment]
         method: str = msg.method  # type: ignore[assignment]
         params = msg.params if msg.params is not UNSET else {}
+        if self.session.legacy:
+            return await self._legacy_request(rid, method, params)
         sse_reply = not self.config.json_response and method != protocol.INITIALIZE
         try:
             self.session.begin(rid)
@@ -277,6 +287,21 @@ class SessionActor:
         head = self._prime(stream)
         await self.storage.flush()
         return Reply(200, protocol.CONTENT_SSE, head, conn)
+
+    async def _legacy_request(self, rid: RequestId, method: str, params: dict) -> Reply:
+        """HTTP+SSE: the POST gets 202 and everything, the response too, goes on the stream."""
+        stream = self.log.streams[GET_STREAM]
+        try:
+            self.session.begin(rid)
+        except ProtocolError as exc:
+            self.emit(stream, jsonrpc.error(rid, exc.code, exc.message))
+        else:
+            payload = self._start(Context(self, rid, params, stream), method)
+            if payload is not None:
+                self.session.end(rid)
+                self.emit(stream, payload)
+        await self.storage.flush()
+        return ACCEPTED
 
     async def _immediate(self, payload: bytes, sse_reply: bool) -> Reply:
         if not sse_reply:
@@ -329,7 +354,12 @@ class SessionActor:
         else:
             payload = task.result()
         stream = ctx.stream
-        if self.closed or stream.id == GET_STREAM:  # JSON replies are sent by the waiting POST
+        if self.closed:
+            return
+        if stream.id == GET_STREAM:
+            # HTTP+SSE: the response goes on the stream; JSON mode: the waiting POST sends it.
+            if self.session.legacy and payload is not None:
+                self.emit(stream, payload)
             return
         if payload is not None:
             self.emit(stream, payload)
@@ -394,10 +424,20 @@ class SessionActor:
         await self.storage.flush()
         return Reply(200, protocol.CONTENT_SSE, body, conn)
 
+    async def open_legacy_stream(self, endpoint_url: str) -> Reply:
+        """GET on the SSE path: the session's one stream, opening with its ``endpoint`` event."""
+        conn = Connection(self, GET_STREAM)
+        self.connections[GET_STREAM] = conn
+        await self.storage.flush()
+        return Reply(200, protocol.CONTENT_SSE, sse.endpoint(endpoint_url), conn)
+
     def detach(self, conn: Connection) -> None:
         """The adapter's connection ended (client went away or we closed it)."""
         if self.connections.get(conn.stream_id) is conn:
             del self.connections[conn.stream_id]
+            if self.session.legacy and not self.closed:
+                # Its client cannot come back to this stream: end the session after a grace.
+                self.storage.set_alarm(time.time() + self.lifetimes.legacy_grace)
         self.last_active = time.time()
 
     # -- output ---------------------------------------------------------------------------------

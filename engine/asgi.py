@@ -56,11 +56,16 @@ async def _read_body(receive: Callable, limit: int, config: http.HttpConfig) -> 
 class McpAsgi:
     """ASGI application serving one MCP endpoint (default ``/mcp``)."""
 
-    def __init__(self, runtime: LocalRuntime, path: str = "/mcp", keepalive: float = 15.0):
+    def __init__(self, runtime: LocalRuntime, path: str = "/mcp", keepalive: float = 15.0,
+                 sse_path: str | None = protocol.DEFAULT_SSE_PATH,
+                 messages_path: str | None = protocol.DEFAULT_MESSAGES_PATH):
+        """``sse_path``/``messages_path``: the 2024-11-05 HTTP+SSE transport (None: off)."""
         self.runtime = runtime
         self.config = runtime.config
         self.path = path
         self.keepalive = keepalive
+        self.sse_path = sse_path if sse_path and messages_path else None
+        self.messages_path = messages_path if self.sse_path else None
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         kind = scope["type"]
@@ -84,7 +89,8 @@ class McpAsgi:
         headers = _headers(scope)
         extra: Headers = []
         try:
-            if scope["path"] != self.path:
+            path = scope["path"]
+            if path != self.path and path != self.sse_path and path != self.messages_path:
                 raise HttpError(404, protocol.INVALID_REQUEST, f"Not Found: the MCP endpoint is {self.path}")
             http.check_host_and_origin(headers, self.config)
             origin = headers.get("origin")
@@ -93,7 +99,9 @@ class McpAsgi:
                          (b"access-control-expose-headers", b"mcp-session-id"),
                          (b"vary", b"origin")]
             method = scope["method"]
-            if method == "POST":
+            if path != self.path:
+                reply = await self._legacy(scope, method, headers, receive)
+            elif method == "POST":
                 reply, session_id = await self._post(headers, receive)
                 if session_id is not None:
                     extra.append((b"mcp-session-id", session_id.encode()))
@@ -144,15 +152,35 @@ class McpAsgi:
     def _delete(self, headers: dict[str, str]) -> Reply:
         http.check_version_header(headers)
         session_id = http.require_session(headers)
-        if not self.runtime.delete(session_id):
-            raise http.session_not_found(session_id)
+        self._actor(session_id)  # 404 for unknown ones, and for the other transport's
+        self.runtime.delete(session_id)
         return Reply(204, None)
 
-    def _actor(self, session_id: str, msg: Any = None) -> SessionActor:
+    def _actor(self, session_id: str, msg: Any = None, transport: str = protocol.TRANSPORT_STREAMABLE) -> SessionActor:
         actor = self.runtime.get(session_id)
         if actor is None:
             raise http.session_not_found(session_id, msg)
+        if actor.session.state.transport != transport:
+            raise http.legacy_session_mismatch(actor.session.state.transport)
         return actor
+
+    async def _legacy(self, scope: dict, method: str, headers: dict[str, str], receive: Callable) -> Reply:
+        """The 2024-11-05 HTTP+SSE transport: GET opens a session's stream, POSTs feed it."""
+        if scope["path"] == self.sse_path:
+            if method != "GET":
+                raise http.method_not_allowed(method, "GET", "the HTTP+SSE stream endpoint")
+            http.check_get(headers)
+            actor = self.runtime.create(protocol.TRANSPORT_SSE)
+            endpoint = (f"{scope.get('root_path', '')}{self.messages_path}"
+                        f"?{protocol.LEGACY_SESSION_PARAM}={actor.session.id}")
+            return await actor.open_legacy_stream(endpoint)
+        if method != "POST":
+            raise http.method_not_allowed(method, "POST", "the HTTP+SSE message endpoint")
+        http.check_legacy_post(headers, self.config)
+        session_id = http.legacy_session(scope.get("query_string", b"").decode("latin-1"))
+        actor = self._actor(session_id, transport=protocol.TRANSPORT_SSE)
+        msg = http.decode_body(await _read_body(receive, self.config.max_body, self.config))
+        return await actor.post(msg)
 
     async def _send(self, send: Callable, receive: Callable, reply: Reply, extra: Headers) -> None:
         if reply.content_type is None:

@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--path", default="/mcp", help="the MCP endpoint path (default /mcp)")
+    serve.add_argument("--sse-path", default=protocol.DEFAULT_SSE_PATH,
+                       help="GET path of the 2024-11-05 HTTP+SSE transport (default /sse; '' turns it off)")
+    serve.add_argument("--messages-path", default=protocol.DEFAULT_MESSAGES_PATH,
+                       help="POST path of the HTTP+SSE transport (default /messages)")
+    serve.add_argument("--keepalive", type=float, default=15.0, metavar="SECONDS",
+                       help="send an SSE comment on idle streams this often (default 15)")
     serve.add_argument("--json-response", action="store_true",
                        help="answer request POSTs with one JSON body instead of an SSE stream")
     serve.add_argument("--allowed-origin", action="append", default=[], metavar="ORIGIN",
@@ -100,6 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     display = f"[{args.host}]" if ":" in args.host else args.host
     print(f"mcp-actors serving {app.name!r} at http://{display}:{args.port}{args.path} "
           f"(store: {args.store})", flush=True)
+    if args.sse_path and args.messages_path:
+        print(f"HTTP+SSE (2024-11-05) clients: http://{display}:{args.port}{args.sse_path}", flush=True)
     if args.host in _ANY_ADDRESS and not args.allowed_host:
         print("note: listening on all interfaces; pass --allowed-host NAME for the names clients use", flush=True)
     runtime = LocalRuntime(app, config, backend,
@@ -113,7 +121,8 @@ def main(argv: list[str] | None = None) -> None:
             await super().shutdown(sockets)
 
     server = Server(uvicorn.Config(
-        McpAsgi(runtime, path=args.path),
+        McpAsgi(runtime, path=args.path, keepalive=args.keepalive,
+                sse_path=args.sse_path or None, messages_path=args.messages_path or None),
         host=args.host,
         port=args.port,
         log_level=args.log_level,

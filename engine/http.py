@@ -9,6 +9,7 @@ which knows its status, extra headers and JSON-RPC error body.
 from __future__ import annotations
 
 from typing import Any, Mapping
+from urllib.parse import unquote
 
 import msgspec
 from msgspec import UNSET
@@ -128,6 +129,10 @@ def check_post(headers: Mapping[str, str], config: HttpConfig) -> None:
             protocol.INVALID_REQUEST,
             "Unsupported Media Type: the body must be JSON sent with 'Content-Type: application/json'",
         )
+    _check_length(headers, config)
+
+
+def _check_length(headers: Mapping[str, str], config: HttpConfig) -> None:
     length = headers.get("content-length")
     if length is not None:
         try:
@@ -146,6 +151,41 @@ def body_too_large(config: HttpConfig) -> HttpError:
     )
 
 
+def check_legacy_post(headers: Mapping[str, str], config: HttpConfig) -> None:
+    """A 2024-11-05 message POST: JSON body within the limit (that transport names no Accept rule)."""
+    if protocol.CONTENT_JSON not in _media_types(headers.get("content-type")):
+        raise HttpError(
+            415,
+            protocol.INVALID_REQUEST,
+            "Unsupported Media Type: the body must be JSON sent with 'Content-Type: application/json'",
+        )
+    _check_length(headers, config)
+
+
+def legacy_session(query: str) -> str:
+    """The session id in a 2024-11-05 message URL's query, or the 400."""
+    for part in query.split("&"):
+        name, _, value = part.partition("=")
+        if name == protocol.LEGACY_SESSION_PARAM and value:
+            return unquote(value)
+    raise HttpError(
+        400,
+        protocol.INVALID_REQUEST,
+        f"Bad Request: missing '{protocol.LEGACY_SESSION_PARAM}' query parameter; POST to the URL "
+        "the stream's 'endpoint' event gave",
+    )
+
+
+def legacy_session_mismatch(transport: str) -> HttpError:
+    """A session id used on the other transport's endpoint: not a session of this one."""
+    where = "the HTTP+SSE message endpoint" if transport == "sse" else "the MCP endpoint"
+    return HttpError(
+        404,
+        protocol.SESSION_NOT_FOUND,
+        f"Session not found here: it belongs to the other transport; send its messages to {where}",
+    )
+
+
 def check_get(headers: Mapping[str, str]) -> None:
     if not _accepts(_media_types(headers.get("accept")), protocol.CONTENT_SSE):
         raise HttpError(
@@ -155,12 +195,12 @@ def check_get(headers: Mapping[str, str]) -> None:
         )
 
 
-def method_not_allowed(method: str) -> HttpError:
+def method_not_allowed(method: str, allow: str = protocol.ALLOWED_METHODS, what: str = "the MCP endpoint") -> HttpError:
     return HttpError(
         405,
         protocol.INVALID_REQUEST,
-        f"Method Not Allowed: the MCP endpoint takes {protocol.ALLOWED_METHODS}, not {method}",
-        headers=(("allow", protocol.ALLOWED_METHODS),),
+        f"Method Not Allowed: {what} takes {allow}, not {method}",
+        headers=(("allow", allow),),
     )
 
 

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 
+from . import protocol
 from .actor import Lifetimes, SessionActor
 from .app import App
 from .http import HttpConfig
@@ -40,11 +41,11 @@ class LocalRuntime:
 
     # -- addressing -------------------------------------------------------------------------
 
-    def create(self) -> SessionActor:
+    def create(self, transport: str = protocol.TRANSPORT_STREAMABLE) -> SessionActor:
         session_id = new_session_id()
         actor = self._activate(session_id)
         self.actors[session_id] = actor
-        actor.arm()
+        actor.arm(transport)
         return actor
 
     def _activate(self, session_id: str) -> SessionActor:

@@ -52,6 +52,14 @@ HEADER_SESSION_ID = "mcp-session-id"
 HEADER_PROTOCOL_VERSION = "mcp-protocol-version"
 HEADER_LAST_EVENT_ID = "last-event-id"
 
+#: The 2024-11-05 HTTP+SSE transport: GET on the SSE path opens a session's stream, whose
+#: first event (``endpoint``) names the path to POST messages to, with this query parameter.
+LEGACY_SESSION_PARAM = "session_id"
+TRANSPORT_STREAMABLE = "streamable-http"
+TRANSPORT_SSE = "sse"
+DEFAULT_SSE_PATH = "/sse"
+DEFAULT_MESSAGES_PATH = "/messages"
+
 CONTENT_JSON = "application/json"
 CONTENT_SSE = "text/event-stream"
 

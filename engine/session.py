@@ -29,6 +29,8 @@ class SessionState(msgspec.Struct, kw_only=True):
     """The part of a session that must outlive any one request; stored under ``meta``."""
 
     version: str = protocol.LATEST_VERSION
+    #: Which HTTP transport the session was opened on; it keeps to it.
+    transport: str = protocol.TRANSPORT_STREAMABLE
     client_info: dict = {}
     client_capabilities: dict = {}
     phase: str = NEW
@@ -55,6 +57,8 @@ class Session:
         self.id = session_id
         self.storage = storage
         raw = storage.get("meta")
+        #: Woken from storage (hibernation or a restart) rather than newly made.
+        self.restored = raw is not None
         self.state = _decode_state(raw) if raw is not None else SessionState()
         self.in_flight: set[RequestId] = set()
 
@@ -83,8 +87,14 @@ class Session:
 
     @property
     def primes(self) -> bool:
-        """Whether this client's SSE streams get a priming event (2025-11-25 and later)."""
-        return self.state.version in protocol.PRIMING_VERSIONS
+        """Whether this client's SSE streams get a priming event (2025-11-25 and later,
+        Streamable HTTP only: an HTTP+SSE stream starts with its ``endpoint`` event)."""
+        return self.state.version in protocol.PRIMING_VERSIONS and not self.legacy
+
+    @property
+    def legacy(self) -> bool:
+        """On the 2024-11-05 HTTP+SSE transport: every message goes out on the one GET stream."""
+        return self.state.transport == protocol.TRANSPORT_SSE
 
     def save(self) -> None:
         self.storage.put("meta", _encode(self.state))

@@ -21,4 +21,9 @@ def retry(retry_ms: int) -> bytes:
     return b"retry: " + str(retry_ms).encode() + b"\n\n"
 
 
+def endpoint(url: str) -> bytes:
+    """The first event of a 2024-11-05 HTTP+SSE stream: where to POST messages."""
+    return b"event: endpoint\ndata: " + url.encode() + b"\n\n"
+
+
 KEEPALIVE = b": keep-alive\n\n"
