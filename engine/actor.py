@@ -32,8 +32,10 @@ from .app import App
 from .context import ClientError, Context
 from .dispatch import METHODS
 from .eventlog import GET_STREAM, BadEventId, EventLog, Stream, StreamLimits
-from .http import HttpConfig, HttpError
+from . import router
+from .http import HttpConfig, HttpError, legacy_session_mismatch
 from .jsonrpc import Message, ProtocolError, RequestId
+from .router import Route
 from .session import Session
 from .storage import Storage
 
@@ -104,14 +106,15 @@ class Reply:
     streams what it yields.
     """
 
-    __slots__ = ("status", "content_type", "body", "connection")
+    __slots__ = ("status", "content_type", "body", "connection", "headers")
 
     def __init__(self, status: int, content_type: str | None, body: bytes = b"",
-                 connection: Connection | None = None):
+                 connection: Connection | None = None, headers: tuple[tuple[str, str], ...] = ()):
         self.status = status
         self.content_type = content_type
         self.body = body
         self.connection = connection
+        self.headers = headers
 
 
 ACCEPTED = Reply(202, None)
@@ -234,6 +237,31 @@ class SessionActor:
         self.storage.set_alarm(next_at)
         await self.storage.flush()
         return False
+
+    # -- input: a routed HTTP request ----------------------------------------------------
+
+    async def serve(self, route: Route, msg: Message | None) -> Reply:
+        """Do what ``route`` (from :mod:`engine.router`) asks of this session.
+
+        The runtime found or created this actor; everything after that is here, once, for
+        every runtime.
+        """
+        action = route.action
+        if action == router.OPEN:
+            reply = await self.post(msg)  # type: ignore[arg-type]
+            return Reply(reply.status, reply.content_type, reply.body, reply.connection,
+                         ((protocol.HEADER_SESSION_ID, self.session.id),))
+        if action == router.LEGACY_OPEN:
+            return await self.open_legacy_stream(
+                f"{route.endpoint}?{protocol.LEGACY_SESSION_PARAM}={self.session.id}")
+        if self.session.state.transport != route.transport:
+            raise legacy_session_mismatch(self.session.state.transport)
+        if action == router.LISTEN:
+            return await self.get(route.last_event_id)
+        if action == router.END:
+            self.end()
+            return Reply(204, None)
+        return await self.post(msg)  # type: ignore[arg-type]
 
     # -- input: POST ---------------------------------------------------------------------
 

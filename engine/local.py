@@ -66,6 +66,10 @@ class LocalRuntime:
         actor.end()
         return True
 
+    def forget(self, session_id: str) -> None:
+        """An actor ended its session itself (DELETE): drop our reference."""
+        self.actors.pop(session_id, None)
+
     def announce(self, method: str, params: dict | None, uri: str | None) -> None:
         for actor in list(self.actors.values()):
             actor.announce(method, params, uri)

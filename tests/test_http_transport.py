@@ -122,6 +122,12 @@ def test_allowed_origins_and_cors(client, demo_server):
     assert r.status_code == 204 and "POST" in r.headers["access-control-allow-methods"]
     r = client.options(url)
     assert r.status_code == 405
+    r = client.post(url, headers={**headers(version=None), "origin": "http://localhost:3000", "accept": "application/json"},
+                    json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    assert r.status_code == 406 and r.headers["access-control-allow-origin"] == "http://localhost:3000"
+    r = client.post(url, headers={**headers(version=None), "origin": "http://evil.example.com"},
+                    json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+    assert r.status_code == 403 and "access-control-allow-origin" not in r.headers
 
 
 def test_configured_allow_lists(client, start_server):

@@ -2,17 +2,22 @@
 
 ``tests/peers/ts_client.mjs`` runs one scripted session (tools, progress, sampling,
 elicitation, roots, resources, prompts, completion, a resource subscription, DELETE) and
-prints what it saw as one JSON object; this test checks every value.
+prints what it saw as one JSON object; these tests check every value. The same session
+runs over Streamable HTTP (``/mcp``) and over the 2024-11-05 HTTP+SSE transport (``/sse``,
+the SDK's SSEClientTransport), where only DELETE is left out.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from sse_client import events, headers, initialize
 
 pytestmark = pytest.mark.peers
 
@@ -20,9 +25,9 @@ DRIVER = Path(__file__).resolve().parent / "peers" / "ts_client.mjs"
 DRIVER_TIMEOUT = 60  # seconds; the driver has its own 30 s watchdog and normally takes < 2 s
 
 
-def run_driver(node: str, url: str, server) -> dict:
+def run_driver(node: str, url: str, server, *args: str) -> dict:
     try:
-        proc = subprocess.run([node, str(DRIVER), url], capture_output=True, text=True,
+        proc = subprocess.run([node, str(DRIVER), url, *args], capture_output=True, text=True,
                               timeout=DRIVER_TIMEOUT, cwd=DRIVER.parent)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"ts_client.mjs timed out after {DRIVER_TIMEOUT} s\nstderr:\n{exc.stderr}\n"
@@ -43,10 +48,12 @@ def post(url: str, session_id: str, body: dict) -> httpx.Response:
     })
 
 
-def test_typescript_sdk_client_full_session(node, start_server):
-    server = start_server(None)
-    seen = run_driver(node, server.url, server)
+def sse_url(server) -> str:
+    return server.url.replace("/mcp", "/sse")
 
+
+def check_demo_session(seen: dict) -> None:
+    """Everything the demo scenario observes that is the same on both transports."""
     # -- handshake -------------------------------------------------------------------
     session_id = seen["sessionId"]
     assert isinstance(session_id, str) and session_id
@@ -120,6 +127,15 @@ def test_typescript_sdk_client_full_session(node, start_server):
     # nothing unexpected on the way
     assert seen["otherNotifications"] == []
     assert seen["logMessages"] == []
+
+
+def test_typescript_sdk_client_full_session(node, start_server):
+    server = start_server(None)
+    seen = run_driver(node, server.url, server)
+    assert seen["transport"] == "streamable-http"
+    check_demo_session(seen)
+    session_id = seen["sessionId"]
+
     # The transport runs with maxRetries 0, so a GET stream dropped mid-session would show up here.
     assert [e for e in seen["clientErrors"] if e["phase"] not in ("terminate", "close")] == []
     # DELETE ends the session's GET stream; the SDK (which always tries to resume a GET stream that
@@ -146,3 +162,125 @@ def test_typescript_sdk_client_full_session(node, start_server):
     assert live != session_id
     assert post(server.url, live, {"jsonrpc": "2.0", "method": "notifications/initialized"}).status_code == 202
     assert post(server.url, live, {"jsonrpc": "2.0", "id": 1, "method": "ping"}).status_code == 200
+
+
+# -- the same SDK over the 2024-11-05 HTTP+SSE transport (SSEClientTransport) ------------------
+
+
+def check_sse_wire(seen: dict, posts: int) -> None:
+    """One GET opened the stream (the EventSource never reconnected, which would have made a new
+    session), every message went to the endpoint it named as a POST answered 202, and close()
+    ended the stream."""
+    session_id = seen["sessionId"]
+    endpoint = f"/messages?session_id={session_id}"
+    assert seen["endpoint"] == endpoint
+    requests = seen["requests"]
+    assert requests[0] == {"method": "GET", "path": "/sse", "accept": "text/event-stream",
+                           "protocolVersion": None, "status": 200}
+    # initialize goes out before a version is agreed; every later POST names it
+    assert requests[1:] == [
+        {"method": "POST", "path": endpoint, "accept": None, "protocolVersion": version, "status": 202}
+        for version in [None] + ["2025-11-25"] * (posts - 1)
+    ]
+    assert seen["clientErrors"] == []
+    assert seen["sessionIdAfterTerminate"] is None  # nothing to terminate: no DELETE in HTTP+SSE
+    assert seen["streamAbortedOnClose"] == [True]  # client.close() aborted the stream's GET
+    assert seen["closed"] is True
+
+
+def test_typescript_sdk_sse_client_full_session(node, start_server):
+    server = start_server(None)
+    seen = run_driver(node, sse_url(server), server, "--sse")
+    assert seen["transport"] == "sse"
+    check_demo_session(seen)
+
+    # 17 POSTs: initialize, initialized, 13 requests and the answers to sampling, elicitation, roots
+    check_sse_wire(seen, posts=17)
+    # What came down the one stream, in order: each response after the messages of its request
+    # (progress before long_task's result, the server's request before the tool's result, the
+    # resource update before add_note's result), and nothing else.
+    assert seen["wire"] == [
+        {"id": 0},                                              # initialize
+        {"id": 1},                                              # tools/list
+        {"id": 2},                                              # echo
+        {"method": "notifications/progress"},
+        {"method": "notifications/progress"},
+        {"method": "notifications/progress"},
+        {"id": 3},                                              # long_task
+        {"method": "sampling/createMessage", "id": 0},
+        {"id": 4},                                              # ask_llm
+        {"method": "elicitation/create", "id": 1},
+        {"id": 5},                                              # confirm
+        {"method": "roots/list", "id": 2},
+        {"id": 6},                                              # show_roots
+        {"id": 7},                                              # resources/read demo://about
+        {"id": 8},                                              # resources/read demo://greeting/Ann
+        {"id": 9},                                              # prompts/get
+        {"id": 10},                                             # completion/complete
+        {"id": 11},                                             # resources/subscribe
+        {"method": "notifications/resources/updated"},
+        {"id": 12},                                             # add_note
+    ]
+
+
+EVERYTHING_TOOLS = sorted([
+    "json_schema_2020_12_tool", "test_audio_content", "test_dynamic_tool", "test_elicitation",
+    "test_elicitation_sep1034_defaults", "test_elicitation_sep1330_enums", "test_embedded_resource",
+    "test_error_handling", "test_image_content", "test_multiple_content_types", "test_reconnection",
+    "test_sampling", "test_simple_text", "test_tool_with_logging", "test_tool_with_progress",
+])
+
+
+def wait_for_tool(server, name: str, timeout: float = 10.0) -> None:
+    """The everything app adds tools 2 s after start: wait for that (over Streamable HTTP), so
+    the session under test sees a fixed tool list and no list_changed notifications."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=10) as c:
+        sid = initialize(c, server.url)
+        try:
+            for request_id in range(1, 1000):
+                r = c.post(server.url, headers=headers(sid), json={
+                    "jsonrpc": "2.0", "id": request_id, "method": "tools/list"})
+                assert r.status_code == 200, r.text
+                tools = list(events(r.text.splitlines()))[-1].message["result"]["tools"]
+                if name in {t["name"] for t in tools}:
+                    return
+                assert time.monotonic() < deadline, f"no tool {name!r} after {timeout} s\n{server.output()}"
+                time.sleep(0.1)
+        finally:
+            c.delete(server.url, headers=headers(sid))
+
+
+def test_typescript_sdk_sse_client_everything(node, start_server):
+    server = start_server("examples.everything:app")
+    wait_for_tool(server, "test_dynamic_tool")
+    seen = run_driver(node, sse_url(server), server, "--sse", "--scenario", "everything")
+
+    assert seen["transport"] == "sse"
+    assert seen["protocolVersion"] == "2025-11-25"
+    assert seen["serverInfo"] == {"name": "mcp-actors-everything", "version": "0.1.0"}
+    assert seen["tools"] == EVERYTHING_TOOLS
+    assert seen["simpleText"] == "This is a simple text response for testing."
+    assert seen["progress"] == [{"progress": p, "total": 100, "message": None} for p in (0, 50, 100)]
+    assert seen["toolWithProgress"] == "Tool with progress executed successfully"
+    assert seen["sampling"]["requests"] == [{
+        "messages": [{"role": "user", "content": {"type": "text", "text": "Say hi over SSE"}}],
+        "maxTokens": 100,
+    }]
+    assert seen["sampling"]["result"] == "LLM response: LLM says: Say hi over SSE"
+    assert seen["otherNotifications"] == []
+    assert seen["logMessages"] == []
+
+    # initialize, initialized, tools/list, three tools/call and the sampling answer
+    check_sse_wire(seen, posts=7)
+    assert seen["wire"] == [
+        {"id": 0},                                              # initialize
+        {"id": 1},                                              # tools/list
+        {"id": 2},                                              # test_simple_text
+        {"method": "notifications/progress"},
+        {"method": "notifications/progress"},
+        {"method": "notifications/progress"},
+        {"id": 3},                                              # test_tool_with_progress
+        {"method": "sampling/createMessage", "id": 0},
+        {"id": 4},                                              # test_sampling
+    ]

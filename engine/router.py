@@ -1,0 +1,123 @@
+"""Which action an HTTP request asks for, with the HTTP rules applied in their order.
+
+Sans-IO and shared by every runtime: the local ASGI adapter and the Cloudflare Worker both
+call :func:`route` on a request's head, read the body if the route needs one, call
+:func:`admit` on it, and hand the resulting :class:`Route` to the session actor's
+``serve()``. The rules themselves live in :mod:`engine.http`; this module only fixes the
+order in which they apply, so no runtime can apply them differently.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import msgspec
+from msgspec import UNSET
+
+from . import http, protocol
+from .http import HttpConfig, HttpError
+from .jsonrpc import Message
+
+# Actions, each served by SessionActor.serve().
+OPEN = "open"  # POST initialize on the MCP endpoint: a new Streamable HTTP session
+MESSAGE = "message"  # POST one message to a session
+LISTEN = "listen"  # GET: the session's GET stream, or resume a stream (Last-Event-ID)
+END = "end"  # DELETE the session
+LEGACY_OPEN = "legacy-open"  # GET on the HTTP+SSE path: a new HTTP+SSE session and its stream
+LEGACY_MESSAGE = "legacy-message"  # POST one message to an HTTP+SSE session
+PREFLIGHT = "preflight"  # a CORS preflight from an allowed origin
+
+#: Actions that make a new session (the rest need an existing one).
+CREATES = frozenset({OPEN, LEGACY_OPEN})
+
+_PREFLIGHT_HEADERS = (
+    ("access-control-allow-methods", protocol.ALLOWED_METHODS),
+    ("access-control-allow-headers",
+     "content-type, accept, authorization, mcp-session-id, mcp-protocol-version, last-event-id"),
+    ("access-control-max-age", "86400"),
+)
+
+
+class Paths(msgspec.Struct, frozen=True, kw_only=True):
+    mcp: str = "/mcp"
+    #: The HTTP+SSE transport's paths; None turns it off.
+    sse: str | None = protocol.DEFAULT_SSE_PATH
+    messages: str | None = protocol.DEFAULT_MESSAGES_PATH
+
+
+class Route(msgspec.Struct, kw_only=True):
+    action: str
+    session_id: str | None = None
+    transport: str = protocol.TRANSPORT_STREAMABLE
+    needs_body: bool = False
+    last_event_id: str | None = None
+    #: For LEGACY_OPEN: the path the stream's endpoint event names (the session id is added).
+    endpoint: str | None = None
+    #: Headers every response to this request carries (CORS).
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def cors_headers(headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """What lets a browser page on an allowed origin read our responses (errors included)."""
+    origin = headers.get("origin")
+    if origin is None:
+        return ()
+    return (("access-control-allow-origin", origin), ("access-control-expose-headers", "mcp-session-id"),
+            ("vary", "origin"))
+
+
+def route(method: str, path: str, query: str, headers: Mapping[str, str], paths: Paths,
+          config: HttpConfig, root_path: str = "") -> Route:
+    """Phase one, from the request's head: the route, or the HttpError to answer with."""
+    legacy = paths.sse is not None and paths.messages is not None
+    if path != paths.mcp and not (legacy and path in (paths.sse, paths.messages)):
+        raise HttpError(404, protocol.INVALID_REQUEST, f"Not Found: the MCP endpoint is {paths.mcp}")
+    http.check_host_and_origin(headers, config)
+    cors = cors_headers(headers)
+    if path == paths.mcp:
+        if method == "POST":
+            http.check_post(headers, config)
+            return Route(action=MESSAGE, needs_body=True, headers=cors)
+        if method == "GET":
+            http.check_get(headers)
+            requested = http.era(headers)
+            if requested not in protocol.SESSION_VERSIONS:
+                raise http.stateless_not_served(requested)
+            http.check_version_header(headers)
+            return Route(action=LISTEN, session_id=http.require_session(headers),
+                         last_event_id=headers.get(protocol.HEADER_LAST_EVENT_ID) or None, headers=cors)
+        if method == "DELETE":
+            http.check_version_header(headers)
+            return Route(action=END, session_id=http.require_session(headers), headers=cors)
+        if method == "OPTIONS" and cors and "access-control-request-method" in headers:
+            return Route(action=PREFLIGHT, headers=cors + _PREFLIGHT_HEADERS)
+        raise http.method_not_allowed(method)
+    if path == paths.sse:
+        if method != "GET":
+            raise http.method_not_allowed(method, "GET", "the HTTP+SSE stream endpoint")
+        http.check_get(headers)
+        return Route(action=LEGACY_OPEN, transport=protocol.TRANSPORT_SSE,
+                     endpoint=f"{root_path}{paths.messages}", headers=cors)
+    if method != "POST":
+        raise http.method_not_allowed(method, "POST", "the HTTP+SSE message endpoint")
+    http.check_legacy_post(headers, config)
+    return Route(action=LEGACY_MESSAGE, session_id=http.legacy_session(query), transport=protocol.TRANSPORT_SSE,
+                 needs_body=True, headers=cors)
+
+
+def admit(r: Route, headers: Mapping[str, str], body: bytes) -> Message:
+    """Phase two, with the body: decode it, and settle what a POST to the MCP endpoint is."""
+    msg = http.decode_body(body)
+    if r.action == LEGACY_MESSAGE:
+        return msg
+    requested = http.era(headers, msg)
+    if requested not in protocol.SESSION_VERSIONS:
+        raise http.stateless_not_served(requested, msg)  # the stateless era slots in here
+    if msg.method == protocol.INITIALIZE and msg.id is not UNSET:
+        if protocol.HEADER_SESSION_ID in headers:
+            raise http.initialize_with_session(msg)
+        r.action = OPEN
+        return msg
+    http.check_version_header(headers, msg)
+    r.session_id = http.require_session(headers, msg)
+    return msg
