@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Vendor the Worker's Python packages into python_modules/ (what wrangler bundles).
+# Cross-platform pip flags pick wheels for Cloudflare's Pyodide (Python 3.14, wasm32);
+# the engine itself is added by wrangler from the project (see wrangler.toml).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PIP=${PIP:-.venv/bin/pip}
+rm -rf python_modules
+"$PIP" install --quiet --target python_modules \
+  --platform pyemscripten_2026_0_wasm32 --platform any \
+  --python-version 3.14 --implementation cp --abi cp314 --abi none \
+  --only-binary=:all: \
+  msgspec anyio workers-runtime-sdk
+echo "vendored into python_modules/: $(ls python_modules | grep -v dist-info | tr '\n' ' ')" >&2
