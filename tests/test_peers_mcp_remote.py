@@ -1,9 +1,13 @@
-"""mcp-remote 0.15.1 (the stdio <-> Streamable HTTP proxy many desktop clients use) in front of the demo server.
+"""mcp-remote 0.15.1 (the stdio <-> remote MCP proxy many desktop clients use) in front of the demo server.
 
 The test plays the stdio client: newline-delimited JSON-RPC on mcp-remote's stdin and
 stdout, answering the server-to-client requests the proxy forwards (sampling). Every wait
 is bounded; the proxy runs in its own process group, which is killed at the end whatever
 happened.
+
+The proxy speaks Streamable HTTP to ``/mcp`` (``--transport http-only``) and the 2024-11-05
+HTTP+SSE transport to ``/sse``: asked to (``--transport sse-only``), and by falling back to it
+in its default http-first mode when its POST to ``/sse`` is answered 405.
 """
 
 from __future__ import annotations
@@ -33,9 +37,11 @@ _EOF = object()
 class StdioPeer:
     """mcp-remote as a subprocess, spoken to in newline-delimited JSON-RPC."""
 
-    def __init__(self, node: str, url: str, config_dir: Path):
+    def __init__(self, node: str, url: str, config_dir: Path, transport: str | None = "http-only"):
+        """``transport``: mcp-remote's ``--transport`` strategy; None leaves the flag out (http-first)."""
+        flags = ["--transport", transport] if transport else []
         self.proc = subprocess.Popen(
-            [node, str(MCP_REMOTE), url, "--transport", "http-only"],
+            [node, str(MCP_REMOTE), url, *flags],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, bufsize=1, start_new_session=True,
             env={**os.environ, "MCP_REMOTE_CONFIG_DIR": str(config_dir)},
@@ -125,8 +131,8 @@ class StdioPeer:
 def peer_factory(node, tmp_path):
     peers: list[StdioPeer] = []
 
-    def make(url: str) -> StdioPeer:
-        peer = StdioPeer(node, url, tmp_path)
+    def make(url: str, transport: str | None = "http-only") -> StdioPeer:
+        peer = StdioPeer(node, url, tmp_path, transport)
         peers.append(peer)
         return peer
 
@@ -142,19 +148,27 @@ def text_of(response: dict) -> str:
     return "".join(block["text"] for block in result["content"])
 
 
-def test_mcp_remote_proxies_a_full_session(start_server, peer_factory, tmp_path):
-    server = start_server(None)
-    peer = peer_factory(server.url)
+def answer_sampling(req: dict) -> dict:
+    """Our fake LLM: answers a forwarded sampling/createMessage with the question echoed."""
+    assert req["method"] == "sampling/createMessage", req
+    question = req["params"]["messages"][0]["content"]["text"]
+    return {"role": "assistant", "model": "pytest-fake", "stopReason": "endTurn",
+            "content": {"type": "text", "text": f"LLM says: {question}"}}
 
-    # -- handshake (forwarded verbatim, so the server sees our protocol version) ------------------
+
+def proxy_core_session(peer: StdioPeer, protocol_version: str) -> None:
+    """Requests 1-5 through the proxy, every value checked: initialize (forwarded verbatim, so the
+    server sees our protocol version), tools/list, echo, long_task with its progress notifications
+    before its result, and ask_llm with the server's sampling request answered by us."""
+    # -- handshake ---------------------------------------------------------------------------------
     init, before = peer.request(1, "initialize", {
-        "protocolVersion": "2025-06-18",
+        "protocolVersion": protocol_version,
         "capabilities": {"sampling": {}, "elicitation": {}},
         "clientInfo": {"name": "pytest-stdio", "version": "0.0.0"},
     }, timeout=STARTUP_TIMEOUT)
     assert before == []
     result = init["result"]
-    assert result["protocolVersion"] == "2025-06-18"
+    assert result["protocolVersion"] == protocol_version
     assert result["serverInfo"] == {"name": "mcp-actors-demo", "version": "0.1.0"}
     assert result["instructions"] == "A demo of mcp-actors: try echo and long_task."
     assert result["capabilities"]["resources"] == {"subscribe": True, "listChanged": True}
@@ -171,7 +185,7 @@ def test_mcp_remote_proxies_a_full_session(start_server, peer_factory, tmp_path)
     # -- tools/call echo ---------------------------------------------------------------------------
     echo, before = peer.request(3, "tools/call", {"name": "echo", "arguments": {"text": "through the proxy"}})
     assert before == []
-    assert text_of(echo) == "through the proxy"
+    assert echo["result"] == {"content": [{"type": "text", "text": "through the proxy"}]}
 
     # -- progress notifications arrive, in order, before the result ------------------------------------
     done, before = peer.request(4, "tools/call", {
@@ -185,12 +199,6 @@ def test_mcp_remote_proxies_a_full_session(start_server, peer_factory, tmp_path)
     assert text_of(done).startswith("long_task finished 3 steps in ")
 
     # -- sampling: the proxy forwards the server's request to us and our answer back --------------------------
-    def answer_sampling(req: dict) -> dict:
-        assert req["method"] == "sampling/createMessage", req
-        question = req["params"]["messages"][0]["content"]["text"]
-        return {"role": "assistant", "model": "pytest-fake", "stopReason": "endTurn",
-                "content": {"type": "text", "text": f"LLM says: {question}"}}
-
     answered, before = peer.request(5, "tools/call", {"name": "ask_llm", "arguments": {"question": "Why is the sky blue?"}},
                                     on_server_request=answer_sampling)
     assert [m.get("method") for m in before] == ["sampling/createMessage"]
@@ -199,6 +207,36 @@ def test_mcp_remote_proxies_a_full_session(start_server, peer_factory, tmp_path)
         "maxTokens": 200,
     }
     assert text_of(answered) == "LLM says: Why is the sky blue?"
+
+
+def shut_down_cleanly(peer: StdioPeer, config_dir: Path) -> None:
+    """Close stdin: the proxy must exit 0 in time, leaving nothing unread and no OAuth state."""
+    peer.proc.stdin.close()
+    try:
+        code = peer.proc.wait(timeout=EXIT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"mcp-remote did not exit within {EXIT_TIMEOUT} s of stdin EOF\nstderr:\n{peer.stderr()}")
+    peer._out.join(timeout=5)
+    assert code == 0, peer.stderr()
+    # nothing was left unread on stdout (no stray notification or duplicate response)
+    leftovers = []
+    while True:
+        try:
+            item = peer.inbox.get_nowait()
+        except queue.Empty:
+            break
+        if item is not _EOF:
+            leftovers.append(item)
+    assert leftovers == []
+    # no OAuth flow was started against our server: nothing was stored in the config dir
+    assert [p.name for p in config_dir.rglob("*") if p.is_file()] == []
+    assert "Shutting down" in peer.stderr()
+
+
+def test_mcp_remote_proxies_a_full_session(start_server, peer_factory, tmp_path):
+    server = start_server(None)
+    peer = peer_factory(server.url)
+    proxy_core_session(peer, "2025-06-18")
 
     # -- resources/read ----------------------------------------------------------------------------------------
     about, before = peer.request(6, "resources/read", {"uri": "demo://about"})
@@ -224,24 +262,41 @@ def test_mcp_remote_proxies_a_full_session(start_server, peer_factory, tmp_path)
     assert missing["error"]["code"] == -32002
     assert "demo://nope" in missing["error"]["message"]
 
-    # -- stdin EOF: a clean shutdown ------------------------------------------------------------------------------
-    peer.proc.stdin.close()
-    try:
-        code = peer.proc.wait(timeout=EXIT_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"mcp-remote did not exit within {EXIT_TIMEOUT} s of stdin EOF\nstderr:\n{peer.stderr()}")
-    peer._out.join(timeout=5)
-    assert code == 0, peer.stderr()
-    # nothing was left unread on stdout (no stray notification or duplicate response)
-    leftovers = []
-    while True:
-        try:
-            item = peer.inbox.get_nowait()
-        except queue.Empty:
-            break
-        if item is not _EOF:
-            leftovers.append(item)
-    assert leftovers == []
-    # no OAuth flow was started against our server: nothing was stored in the config dir
-    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == []
-    assert "Shutting down" in peer.stderr()
+    shut_down_cleanly(peer, tmp_path)
+    assert "Connected to remote server using StreamableHTTPClientTransport" in peer.stderr()
+
+
+# -- the 2024-11-05 HTTP+SSE transport at /sse ------------------------------------------------------
+
+
+def test_mcp_remote_sse_only(start_server, peer_factory, tmp_path):
+    server = start_server(None)
+    peer = peer_factory(server.url.replace("/mcp", "/sse"), "sse-only")
+    proxy_core_session(peer, "2024-11-05")
+    shut_down_cleanly(peer, tmp_path)
+    log = peer.stderr()
+    assert "Using transport strategy: sse-only" in log
+    assert "Connected to remote server using SSEClientTransport" in log
+    assert "StreamableHTTPClientTransport" not in log  # never tried the other transport
+    assert "Received error" not in log
+    assert "Remote SSE stream reconnected" not in log  # one stream for the whole session
+
+
+def test_mcp_remote_http_first_falls_back_to_sse(start_server, peer_factory, tmp_path):
+    """No --transport flag: mcp-remote POSTs an initialize to /sse first. The 405 (Allow: GET) we
+    answer must make it fall back to HTTP+SSE at once, with no second fallback and no auth flow."""
+    server = start_server(None)
+    peer = peer_factory(server.url.replace("/mcp", "/sse"), None)
+    proxy_core_session(peer, "2024-11-05")
+    shut_down_cleanly(peer, tmp_path)
+    log = peer.stderr()
+    assert "Using transport strategy: http-first" in log
+    assert log.count("Received error (status 405)") == 1, log
+    assert "Method Not Allowed: the HTTP+SSE stream endpoint takes GET, not POST" in log  # our 405's body
+    assert log.count("Recursively reconnecting for reason: falling-back-to-alternate-transport") == 1, log
+    assert "Using transport strategy: sse-only" in log
+    assert "Connected to remote server using SSEClientTransport" in log
+    assert "Connected to remote server using StreamableHTTPClientTransport" not in log
+    assert "Already attempted transport fallback" not in log
+    assert "Authentication required" not in log
+    assert "Remote SSE stream reconnected" not in log
