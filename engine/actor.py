@@ -3,9 +3,9 @@
 It owns a :class:`~engine.session.Session` (protocol state), an
 :class:`~engine.eventlog.EventLog` (streams and their events) and the session's live work:
 running handlers, live connections, and futures for requests sent to the client. A runtime
-adapter (the local ASGI server, the Cloudflare Durable Object) turns HTTP into calls of
-:meth:`post`, :meth:`get` and :meth:`close`, and turns the :class:`Reply` it gets back into
-an HTTP response. Both runtimes are asyncio (uvicorn here, Pyodide in workerd), so the
+adapter (the local ASGI server, the Cloudflare Durable Object) routes a request with
+:mod:`engine.router`, calls :meth:`serve`, and turns the :class:`~engine.connection.Reply`
+it gets back into an HTTP response; it calls :meth:`alarm` when storage's alarm fires. Both runtimes are asyncio (uvicorn here, Pyodide in workerd), so the
 actor uses asyncio futures and tasks directly, and only for work that really waits.
 
 Input gate: a message's whole state transition (admission, dispatch, event-log append)
@@ -27,12 +27,12 @@ from typing import Any
 import msgspec
 from msgspec import UNSET
 
-from . import jsonrpc, protocol, sse
+from . import jsonrpc, protocol, router, sse
 from .app import App
+from .connection import ACCEPTED, Connection, Reply
 from .context import ClientError, Context
 from .dispatch import METHODS
 from .eventlog import GET_STREAM, BadEventId, EventLog, Stream, StreamLimits
-from . import router
 from .http import HttpConfig, HttpError, legacy_session_mismatch
 from .jsonrpc import Message, ProtocolError, RequestId
 from .router import Route
@@ -40,84 +40,6 @@ from .session import Session
 from .storage import Storage
 
 log = logging.getLogger("engine")
-
-
-class Connection:
-    """A live HTTP response carrying one stream's events to the client.
-
-    ``push`` never blocks (the actor must not wait on a slow client); ``next`` hands the
-    adapter everything queued since its last call, after the storage barrier.
-    """
-
-    __slots__ = ("owner", "stream_id", "storage", "chunks", "waiter", "closed", "poll")
-
-    def __init__(self, owner: "SessionActor", stream_id: int):
-        self.owner = owner
-        self.stream_id = stream_id
-        self.storage = owner.storage
-        self.chunks: list[bytes] = []
-        self.waiter: asyncio.Future | None = None
-        self.closed = False
-        #: Closed by the server before the stream ended: the client should poll.
-        self.poll = False
-
-    def push(self, frame: bytes) -> None:
-        if self.closed:
-            return
-        self.chunks.append(frame)
-        self._wake()
-
-    def close(self, poll: bool = False) -> None:
-        self.closed = True
-        self.poll = poll
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    async def next(self, keepalive: float | None = None) -> bytes | None:
-        """Queued bytes; ``sse.KEEPALIVE`` after ``keepalive`` idle seconds; None when closed."""
-        if not self.chunks and not self.closed:
-            loop = asyncio.get_running_loop()
-            self.waiter = loop.create_future()
-            timer = loop.call_later(keepalive, self._wake) if keepalive else None
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
-                if timer is not None:
-                    timer.cancel()
-        if self.chunks:
-            data = b"".join(self.chunks)
-            self.chunks.clear()
-            await self.storage.flush()
-            return data
-        if self.closed:
-            return None
-        return sse.KEEPALIVE
-
-
-class Reply:
-    """What the adapter should answer: 202, a JSON body, or an SSE stream.
-
-    For SSE, ``body`` is sent at once; if ``connection`` is set the response stays open and
-    streams what it yields.
-    """
-
-    __slots__ = ("status", "content_type", "body", "connection", "headers")
-
-    def __init__(self, status: int, content_type: str | None, body: bytes = b"",
-                 connection: Connection | None = None, headers: tuple[tuple[str, str], ...] = ()):
-        self.status = status
-        self.content_type = content_type
-        self.body = body
-        self.connection = connection
-        self.headers = headers
-
-
-ACCEPTED = Reply(202, None)
 
 
 def _error_payload(rid: RequestId, exc: Exception, method: str) -> bytes:

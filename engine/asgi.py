@@ -11,7 +11,7 @@ import asyncio
 from typing import Callable
 
 from . import http, protocol, router
-from .actor import Connection, Reply
+from .connection import Connection, Reply
 from .http import HttpError
 from .local import LocalRuntime
 

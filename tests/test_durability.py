@@ -15,7 +15,8 @@ import msgspec
 import pytest
 
 from conftest import ROOT, free_port
-from engine.actor import ClientError, Lifetimes
+from engine.actor import Lifetimes
+from engine.context import ClientError
 from engine.demo import app as demo_app
 from engine.jsonrpc import decode, encode
 from engine.local import LocalRuntime

@@ -1,0 +1,95 @@
+"""What a runtime adapter turns into an HTTP response: a :class:`Reply`, and for a
+streaming reply the :class:`Connection` it reads events from.
+
+A connection is the live end of one SSE stream. The actor pushes frames into it without
+ever waiting on the client; the adapter pulls them with :meth:`Connection.next`, which
+passes the storage barrier first, so nothing reaches a client before it is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from . import sse
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .actor import SessionActor
+
+
+class Connection:
+    """A live HTTP response carrying one stream's events to the client.
+
+    ``push`` never blocks (the actor must not wait on a slow client); ``next`` hands the
+    adapter everything queued since its last call, after the storage barrier.
+    """
+
+    __slots__ = ("owner", "stream_id", "storage", "chunks", "waiter", "closed", "poll")
+
+    def __init__(self, owner: "SessionActor", stream_id: int):
+        self.owner = owner
+        self.stream_id = stream_id
+        self.storage = owner.storage
+        self.chunks: list[bytes] = []
+        self.waiter: asyncio.Future | None = None
+        self.closed = False
+        #: Closed by the server before the stream ended: the client should poll.
+        self.poll = False
+
+    def push(self, frame: bytes) -> None:
+        if self.closed:
+            return
+        self.chunks.append(frame)
+        self._wake()
+
+    def close(self, poll: bool = False) -> None:
+        self.closed = True
+        self.poll = poll
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def next(self, keepalive: float | None = None) -> bytes | None:
+        """Queued bytes; ``sse.KEEPALIVE`` after ``keepalive`` idle seconds; None when closed."""
+        if not self.chunks and not self.closed:
+            loop = asyncio.get_running_loop()
+            self.waiter = loop.create_future()
+            timer = loop.call_later(keepalive, self._wake) if keepalive else None
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+                if timer is not None:
+                    timer.cancel()
+        if self.chunks:
+            data = b"".join(self.chunks)
+            self.chunks.clear()
+            await self.storage.flush()
+            return data
+        if self.closed:
+            return None
+        return sse.KEEPALIVE
+
+
+class Reply:
+    """What the adapter should answer: 202, a JSON body, or an SSE stream.
+
+    For SSE, ``body`` is sent at once; if ``connection`` is set the response stays open and
+    streams what it yields.
+    """
+
+    __slots__ = ("status", "content_type", "body", "connection", "headers")
+
+    def __init__(self, status: int, content_type: str | None, body: bytes = b"",
+                 connection: Connection | None = None, headers: tuple[tuple[str, str], ...] = ()):
+        self.status = status
+        self.content_type = content_type
+        self.body = body
+        self.connection = connection
+        self.headers = headers
+
+
+ACCEPTED = Reply(202, None)
