@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = "1"
 
@@ -139,8 +140,7 @@ class SqliteBackend:
         if waiter is not None:
             await asyncio.shield(waiter)
 
-    @contextmanager
-    def savepoint(self) -> Iterator[None]:
+    def savepoint(self, fn: Callable[[], T]) -> T:
         if not self._in_tx:
             self.db.execute("BEGIN")
             self._in_tx = True
@@ -149,7 +149,7 @@ class SqliteBackend:
         name = f"sp{self._savepoints}"
         self.db.execute(f"SAVEPOINT {name}")
         try:
-            yield
+            result = fn()
         except BaseException:
             self.db.execute(f"ROLLBACK TO {name}")
             self.db.execute(f"RELEASE {name}")
@@ -157,6 +157,7 @@ class SqliteBackend:
             raise
         self.db.execute(f"RELEASE {name}")
         self._savepoints -= 1
+        return result
 
     # -- the Backend contract -------------------------------------------------------------
 
@@ -222,8 +223,8 @@ class SqliteStorage:
         where, args = self._range(prefix, None)
         self.backend.write(f"DELETE FROM kv WHERE {where}", args)
 
-    def transaction(self):
-        return self.backend.savepoint()
+    def transaction(self, fn: Callable[[], T]) -> T:
+        return self.backend.savepoint(fn)
 
     async def flush(self) -> None:
         await self.backend.flush()

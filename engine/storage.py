@@ -5,7 +5,8 @@ An actor gets one :class:`Storage` namespace. Writes are synchronous calls (like
 once it returns, everything written before it is committed, and only then may bytes that
 depend on it reach a client. Between two flushes all writes commit together or not at all
 (a crash loses the whole group), so a flush is also the natural transaction boundary;
-``transaction()`` makes a smaller group atomic on its own.
+``transaction(fn)`` runs ``fn`` so that its writes all happen or (if it raises) none do,
+like a Durable Object's ``transactionSync``.
 
 Each namespace has one alarm, a wall-clock time (``time.time()`` seconds). The runtime
 calls the actor's ``alarm()`` at or after that time, at least once, and retries it with
@@ -17,8 +18,9 @@ numeric order and ``list(prefix)`` returns a stream's events in sequence.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator, Protocol
+from typing import Callable, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class Storage(Protocol):
@@ -34,8 +36,8 @@ class Storage(Protocol):
 
     def delete_prefix(self, prefix: str) -> None: ...
 
-    def transaction(self):
-        """A context manager: its writes all happen, or (on an exception) none do."""
+    def transaction(self, fn: Callable[[], T]) -> T:
+        """Run ``fn``; its writes all happen, or (if it raises) none do."""
         ...
 
     async def flush(self) -> None:
@@ -101,12 +103,11 @@ class MemoryStorage:
         for key in [k for k in self.data if k.startswith(prefix)]:
             self.delete(key)
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, fn: Callable[[], T]) -> T:
         outer = self._undo
         self._undo = []
         try:
-            yield
+            result = fn()
         except BaseException:
             for key, old in reversed(self._undo):
                 if old is None:
@@ -118,6 +119,7 @@ class MemoryStorage:
         if outer is not None:
             outer.extend(self._undo)
         self._undo = outer
+        return result
 
     async def flush(self) -> None:
         return None

@@ -59,19 +59,31 @@ def test_namespaces_are_isolated_and_droppable(backend):
 def test_transactions_roll_back_on_error(backend):
     s = backend.namespace("a")
     s.put("keep", b"1")
+    s.put("p/1", b"x")
+
+    def failing():
+        s.put("keep", b"2")
+        s.put("new", b"x")
+        s.delete("keep")
+        s.delete_prefix("p/")
+        raise RuntimeError("boom")
+
     with pytest.raises(RuntimeError):
-        with s.transaction():
-            s.put("keep", b"2")
-            s.put("new", b"x")
-            s.delete("keep")
-            raise RuntimeError("boom")
-    assert s.get("keep") == b"1" and s.get("new") is None
-    with s.transaction():
+        s.transaction(failing)
+    assert s.get("keep") == b"1" and s.get("new") is None and s.get("p/1") == b"x"
+
+    def outer():
         s.put("new", b"y")
+
+        def inner():
+            s.put("inner", b"z")
+            raise ValueError
+
         with pytest.raises(ValueError):
-            with s.transaction():
-                s.put("inner", b"z")
-                raise ValueError
+            s.transaction(inner)
+        return "done"
+
+    assert s.transaction(outer) == "done"
     assert s.get("new") == b"y" and s.get("inner") is None
 
 
