@@ -11,4 +11,8 @@ rm -rf python_modules
   --python-version 3.14 --implementation cp --abi cp314 --abi none \
   --only-binary=:all: \
   msgspec anyio workers-runtime-sdk
+# The engine and the example apps travel as vendored packages: wrangler bundles the main
+# module's folder (worker/) and python_modules/, nothing else of the project.
+cp -r engine examples python_modules/
+find python_modules/engine python_modules/examples -name __pycache__ -prune -exec rm -rf {} +
 echo "vendored into python_modules/: $(ls python_modules | grep -v dist-info | tr '\n' ' ')" >&2

@@ -1,0 +1,103 @@
+"""The engine's storage contract on a SQLite-backed Durable Object's ``ctx.storage``.
+
+A thin mapping: keys and values go into one table through the synchronous
+``ctx.storage.sql`` API, transactions are ``transactionSync``, and the alarm is the
+object's alarm. The Durable Object's output gate already holds a response until the
+writes it depends on are durable; ``flush()`` additionally waits for the alarm calls
+(which return promises) and for ``storage.sync()`` where the runtime offers it, so the
+contract's rule (committed before bytes leave) holds for streamed bytes too.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+T = TypeVar("T")
+
+_SCHEMA = "CREATE TABLE IF NOT EXISTS mcp_kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
+
+
+def _bytes(value: Any) -> bytes:
+    """A BLOB as Python bytes, whether it arrives as a memoryview, bytes or a JS proxy."""
+    if hasattr(value, "to_py"):
+        value = value.to_py()
+    return bytes(value)
+
+
+def _upper(prefix: str) -> str | None:
+    if not prefix:
+        return None
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+class DurableObjectStorage:
+    """One Durable Object's storage as an ``engine.storage.Storage``."""
+
+    def __init__(self, storage: Any, to_js: Any, proxy: Any):
+        """``to_js``/``proxy``: pyodide.ffi's, passed in so this module imports off Pyodide too."""
+        self.storage = storage
+        self.sql = storage.sql
+        self._to_js = to_js
+        self._proxy = proxy
+        self._pending: list[Any] = []  # promises to settle before output
+        self.sql.exec(_SCHEMA)
+        self._alarm: float | None = None  # mirrored by load_alarm(): the contract reads it synchronously
+
+    async def load_alarm(self) -> None:
+        at = await self.storage.getAlarm()
+        self._alarm = None if at is None else float(at) / 1000.0
+
+    # -- keys --------------------------------------------------------------------------------
+
+    def get(self, key: str) -> bytes | None:
+        rows = self.sql.exec("SELECT value FROM mcp_kv WHERE key = ?", key).toArray()
+        return _bytes(rows[0]["value"]) if len(rows) else None
+
+    def put(self, key: str, value: bytes) -> None:
+        self.sql.exec("INSERT OR REPLACE INTO mcp_kv VALUES (?, ?)", key, self._to_js(value))
+
+    def delete(self, key: str) -> None:
+        self.sql.exec("DELETE FROM mcp_kv WHERE key = ?", key)
+
+    def _range(self, prefix: str, after: str | None) -> tuple[str, tuple]:
+        low = max(prefix, after) if after is not None else prefix
+        op = ">" if after is not None and after >= prefix else ">="
+        upper = _upper(prefix)
+        if upper is None:
+            return f"key {op} ?", (low,)
+        return f"key {op} ? AND key < ?", (low, upper)
+
+    def list(self, prefix: str, after: str | None = None) -> list[tuple[str, bytes]]:
+        where, args = self._range(prefix, after)
+        cursor = self.sql.exec(f"SELECT key, value FROM mcp_kv WHERE {where} ORDER BY key", *args)
+        return [(row["key"], _bytes(row["value"])) for row in cursor]
+
+    def delete_prefix(self, prefix: str) -> None:
+        where, args = self._range(prefix, None)
+        self.sql.exec(f"DELETE FROM mcp_kv WHERE {where}", *args)
+
+    def transaction(self, fn: Callable[[], T]) -> T:
+        return self.storage.transactionSync(self._proxy(fn))
+
+    # -- durability --------------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        for promise in pending:
+            await promise
+        sync = getattr(self.storage, "sync", None)
+        if sync is not None:
+            await sync()
+
+    # -- alarm -------------------------------------------------------------------------------
+
+    def set_alarm(self, at: float) -> None:
+        self._alarm = at
+        self._pending.append(self.storage.setAlarm(at * 1000.0))
+
+    def get_alarm(self) -> float | None:
+        return self._alarm
+
+    def delete_alarm(self) -> None:
+        self._alarm = None
+        self._pending.append(self.storage.deleteAlarm())
