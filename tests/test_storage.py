@@ -7,6 +7,7 @@ import sqlite3
 
 import pytest
 
+from engine import storage_contract
 from engine.sqlite_store import SqliteBackend, StoreError
 from engine.storage import MemoryBackend
 
@@ -18,29 +19,10 @@ def backend(request, tmp_path):
     b.close()
 
 
-def test_get_put_delete(backend):
-    s = backend.namespace("a")
-    assert s.get("k") is None
-    s.put("k", b"v1")
-    s.put("k", b"v2")
-    assert s.get("k") == b"v2"
-    s.delete("k")
-    s.delete("never-there")
-    assert s.get("k") is None
-
-
-def test_list_by_prefix_in_key_order(backend):
-    s = backend.namespace("a")
-    for key in ("e/2/0003", "e/1/0002", "e/1/0010", "e/1/0001", "f/1", "e/", "e0"):
-        s.put(key, key.encode())
-    assert [k for k, _ in s.list("e/1/")] == ["e/1/0001", "e/1/0002", "e/1/0010"]
-    assert [k for k, _ in s.list("e/1/", after="e/1/0002")] == ["e/1/0010"]
-    assert [k for k, _ in s.list("e/1/", after="a")] == ["e/1/0001", "e/1/0002", "e/1/0010"]
-    assert [k for k, _ in s.list("e/")] == ["e/", "e/1/0001", "e/1/0002", "e/1/0010", "e/2/0003"]
-    assert [v for _, v in s.list("e/2/")] == [b"e/2/0003"]
-    assert [k for k, _ in s.list("")] == sorted(["e/2/0003", "e/1/0002", "e/1/0010", "e/1/0001", "f/1", "e/", "e0"])
-    s.delete_prefix("e/1/")
-    assert [k for k, _ in s.list("e")] == ["e/", "e/2/0003", "e0"]
+@pytest.mark.parametrize("check", list(storage_contract.CHECKS))
+def test_storage_contract(backend, check):
+    """The namespace-level contract; tests/test_worker.py runs it inside a Durable Object."""
+    asyncio.run(storage_contract.run(check, backend.namespace("contract")))
 
 
 def test_namespaces_are_isolated_and_droppable(backend):
@@ -56,59 +38,17 @@ def test_namespaces_are_isolated_and_droppable(backend):
     assert b.get("meta") == b"B"
 
 
-def test_transactions_roll_back_on_error(backend):
-    s = backend.namespace("a")
-    s.put("keep", b"1")
-    s.put("p/1", b"x")
-
-    def failing():
-        s.put("keep", b"2")
-        s.put("new", b"x")
-        s.delete("keep")
-        s.delete_prefix("p/")
-        raise RuntimeError("boom")
-
-    with pytest.raises(RuntimeError):
-        s.transaction(failing)
-    assert s.get("keep") == b"1" and s.get("new") is None and s.get("p/1") == b"x"
-
-    def outer():
-        s.put("new", b"y")
-
-        def inner():
-            s.put("inner", b"z")
-            raise ValueError
-
-        with pytest.raises(ValueError):
-            s.transaction(inner)
-        return "done"
-
-    assert s.transaction(outer) == "done"
-    assert s.get("new") == b"y" and s.get("inner") is None
-
-
-def test_alarms(backend):
+def test_alarms_across_namespaces(backend):
     a, b = backend.namespace("a"), backend.namespace("b")
-    assert a.get_alarm() is None and backend.next_alarm() is None
+    assert backend.next_alarm() is None
     a.set_alarm(50.0)
     b.set_alarm(20.0)
-    a.set_alarm(30.0)  # one alarm per namespace: the last one set wins
-    assert a.get_alarm() == 30.0
+    a.set_alarm(30.0)
     assert backend.next_alarm() == 20.0
     assert backend.due_alarms(25.0) == [("b", 20.0)]
     assert backend.due_alarms(40.0) == [("b", 20.0), ("a", 30.0)]
     b.delete_alarm()
     assert backend.due_alarms(40.0) == [("a", 30.0)]
-
-
-def test_flush_is_a_barrier(backend):
-    async def go():
-        s = backend.namespace("a")
-        s.put("k", b"v")
-        await s.flush()
-        await s.flush()  # nothing pending: returns at once
-        assert s.get("k") == b"v"
-    asyncio.run(go())
 
 
 def test_sqlite_commits_survive_reopen_and_group_commit(tmp_path):

@@ -20,7 +20,9 @@ from engine.http import HttpError
 
 import session_ids
 import worker_settings
-from session_object import ROUTE_HEADER, SESSION_HEADER, SessionObject, error_response
+from session_object import CONTRACT_HEADER, ROUTE_HEADER, SESSION_HEADER, SessionObject, error_response
+
+CONTRACT_PATH = "/__contract/"
 
 __all__ = ["Default", "SessionObject"]  # the runtime finds the Durable Object class here
 
@@ -34,6 +36,10 @@ class Default(WorkerEntrypoint):
         if s is None:
             s = _settings["s"] = worker_settings.from_env(self.env)
         url = urlparse(request.url)
+        if s.test_hooks and url.path.startswith(CONTRACT_PATH):
+            check = url.path[len(CONTRACT_PATH):]
+            stub = self.env.SESSIONS.getByName(f"contract-{session_ids.mint('')}")
+            return await stub.fetch("https://session.internal/", method="POST", headers={CONTRACT_HEADER: check})
         headers = {name.lower(): value for name, value in request.headers.items()}
         r = None
         try:

@@ -22,7 +22,7 @@ import js
 from pyodide.ffi import create_proxy, to_js
 from workers import DurableObject, Response
 
-from engine import http, protocol, router
+from engine import http, protocol, router, storage_contract
 from engine.actor import SessionActor
 from engine.connection import Connection, Reply
 from engine.http import HttpError
@@ -31,11 +31,13 @@ import worker_settings
 from do_storage import DurableObjectStorage
 
 ROUTE_HEADER = "x-mcp-actors-route"
+CONTRACT_HEADER = "x-mcp-actors-contract"
 SESSION_HEADER = "x-mcp-actors-session"
 
 _SSE_HEADERS = {"content-type": protocol.CONTENT_SSE, "cache-control": "no-cache, no-transform"}
 _JSON_HEADERS = {"content-type": protocol.CONTENT_JSON}
 _decode_route = msgspec.json.Decoder(router.Route).decode
+json_encode = msgspec.json.Encoder().encode
 _apps: dict = {}
 
 
@@ -74,6 +76,9 @@ class SessionObject(DurableObject):
         return self.actor
 
     async def fetch(self, request):
+        check = request.headers.get(CONTRACT_HEADER)
+        if check:  # a test hook (MCP_ACTORS_TEST_HOOKS=1): this object is a fresh namespace
+            return await self._contract(check)
         route = _decode_route(request.headers.get(ROUTE_HEADER))
         session_id = request.headers.get(SESSION_HEADER)
         body = await request.bytes() if route.needs_body else b""
@@ -127,6 +132,14 @@ class SessionObject(DurableObject):
             pass
         finally:
             conn.owner.detach(conn)
+
+    async def _contract(self, check: str) -> Response:
+        try:
+            await storage_contract.run(check, self.storage)
+        except Exception as exc:  # report, so the test shows what broke
+            return Response(json_encode({"check": check, "error": f"{type(exc).__name__}: {exc}"}).decode(),
+                            status=500, headers=_JSON_HEADERS)
+        return Response(json_encode({"check": check, "ok": True}).decode(), headers=_JSON_HEADERS)
 
     async def alarm(self, *_args):
         actor = await self._wake(None, create=False)

@@ -25,6 +25,9 @@ class Settings(msgspec.Struct, kw_only=True):
     keepalive: float
     #: Signs session ids so forged ones are refused before any Durable Object is touched.
     secret: str
+    #: MCP_ACTORS_TEST_HOOKS=1 (tests only): /__contract/<check> runs a storage-contract
+    #: check inside a fresh Durable Object.
+    test_hooks: bool = False
 
 
 def _var(env, name: str, default: str) -> str:
@@ -54,6 +57,7 @@ def from_env(env) -> Settings:
         lifetimes=Lifetimes(session_ttl=float(_var(env, "SESSION_TTL", "3600"))),
         keepalive=float(_var(env, "KEEPALIVE", "15")),
         secret=_var(env, "SESSION_SECRET", ""),
+        test_hooks=_var(env, "MCP_ACTORS_TEST_HOOKS", "") == "1",
     )
 
 

@@ -1,0 +1,293 @@
+"""The Cloudflare tier: the Worker and its Durable Objects under the real runtime.
+
+Each fixture vendors the Worker's packages (worker/vendor.sh), then starts
+``npx wrangler dev --ip 127.0.0.1 --port P`` in its own process group with its own state
+folder (--persist-to), and kills the group afterwards. Without internet, workerd cannot
+download its Python runtime, so when ../shared/tools/workerd-offline/setup exists its
+exports are applied first (MINIFLARE_WORKERD_PATH, a Node >= 22 on PATH).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import NODE_MODULES, ROOT, free_port
+from engine import storage_contract
+from sse_client import call, events, headers, initialize, resume
+
+OFFLINE_SETUP = ROOT.parent / "shared" / "tools" / "workerd-offline" / "setup"
+SECRET = "test-secret"
+
+pytestmark = pytest.mark.worker
+
+
+def _require_wrangler() -> None:
+    if not (NODE_MODULES / "wrangler").exists():
+        message = "wrangler is not installed: run `npm ci` in the project root"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+_env_cache: dict = {}
+
+
+def wrangler_env() -> dict:
+    """The environment wrangler dev runs in: ours, plus workerd-offline's exports if present."""
+    if "env" not in _env_cache:
+        env = dict(os.environ)
+        if OFFLINE_SETUP.exists():
+            out = subprocess.run(["bash", "-c", f'eval "$("{OFFLINE_SETUP}" "{ROOT}")" && env -0'],
+                                 capture_output=True, timeout=900, check=True)
+            env = dict(item.split("=", 1) for item in out.stdout.decode().split("\0") if "=" in item)
+        env["WRANGLER_SEND_METRICS"] = "false"
+        _env_cache["env"] = env
+    return _env_cache["env"]
+
+
+_vendored: dict = {}
+
+
+def vendor() -> None:
+    if not _vendored:
+        subprocess.run([str(ROOT / "worker" / "vendor.sh")], cwd=ROOT, check=True, timeout=600,
+                       env={**os.environ, "PIP": str(Path(os.sys.executable).parent / "pip")},
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _vendored["done"] = True
+
+
+class Wrangler:
+    """A ``wrangler dev`` subprocess serving one app, restartable on the same state."""
+
+    def __init__(self, app: str, state_dir: str):
+        self.app = app
+        self.state_dir = state_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+        self.proc: subprocess.Popen | None = None
+        self.log_path = Path(state_dir) / "wrangler.log"
+        self.start()
+
+    def start(self) -> None:
+        cmd = ["npx", "wrangler", "dev", "--ip", "127.0.0.1", "--port", str(self.port),
+               "--persist-to", self.state_dir, "--var", f"MCP_APP:{self.app}",
+               "--var", f"SESSION_SECRET:{SECRET}", "--var", "MCP_ACTORS_TEST_HOOKS:1"]
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=wrangler_env(), start_new_session=True,
+                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"wrangler dev exited:\n{self.log()[-3000:]}")
+            try:
+                httpx.get(self.url.replace("/mcp", "/"), timeout=2)
+                return
+            except httpx.TransportError:
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"wrangler dev did not answer:\n{self.log()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=15)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def _start(app: str):
+    _require_wrangler()
+    vendor()
+    state = tempfile.mkdtemp(prefix="mcp-actors-wrangler-")
+    server = Wrangler(app, state)
+    return server
+
+
+@pytest.fixture(scope="module")
+def worker_demo():
+    server = _start("engine.demo:app")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def worker_everything():
+    server = _start("examples.everything:app")
+    yield server
+    server.stop()
+
+
+# -- the official conformance suite ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suite", ["0.2.0-alpha.12", "0.1.16"])
+def test_conformance_under_workerd(worker_everything, node, suite, tmp_path):
+    script = {"0.2.0-alpha.12": NODE_MODULES / "@modelcontextprotocol" / "conformance" / "dist" / "index.js",
+              "0.1.16": NODE_MODULES / "conformance-0116" / "dist" / "index.js"}[suite]
+    extra = ["--spec-version", "2025-11-25"] if suite.startswith("0.2") else []
+    results = tmp_path / "results"
+    url = worker_everything.url.replace("127.0.0.1", "localhost")
+    proc = subprocess.run([node, str(script), "server", "--url", url, "--suite", "all", *extra, "-o", str(results)],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    summary = proc.stdout[proc.stdout.find("=== SUMMARY ==="):]
+    assert proc.returncode == 0, summary + proc.stderr[-2000:]
+    total = re.search(r"^Total: (\d+) passed, (\d+) failed$", summary, re.M)
+    assert total and int(total.group(2)) == 0, summary
+    assert len(re.findall(r"^✓ ", summary, re.M)) == (33 if extra else 32), summary
+    bad = [f"{f.parent.name}: {c['status']} {c['id']}" for f in results.glob("*/checks.json")
+           for c in json.loads(f.read_text()) if c["status"] in ("FAILURE", "WARNING")]
+    assert not bad, bad
+
+
+# -- the official Python SDK client ---------------------------------------------------------------
+
+
+def test_python_sdk_client_under_workerd(worker_demo):
+    import anyio
+    import mcp.types as types
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    progress: list = []
+
+    async def sampling(ctx, params):
+        return types.CreateMessageResult(role="assistant", model="m", stop_reason="endTurn",
+                                         content=types.TextContent(type="text", text="from the edge"))
+
+    async def on_progress(p, total, message):
+        progress.append((p, total))
+
+    async def body():
+        with anyio.fail_after(60):
+            async with streamable_http_client(worker_demo.url) as (read, write):
+                async with ClientSession(read, write, sampling_callback=sampling, read_timeout_seconds=30) as s:
+                    init = await s.initialize()
+                    assert init.server_info.name == "mcp-actors-demo"
+                    assert (await s.call_tool("echo", {"text": "edge"})).content[0].text == "edge"
+                    r = await s.call_tool("long_task", {"steps": 3, "interval_s": 0.1}, progress_callback=on_progress)
+                    assert "finished 3 steps" in r.content[0].text
+                    assert (await s.call_tool("ask_llm", {"question": "q"})).content[0].text == "from the edge"
+                    assert (await s.read_resource("demo://greeting/Edge")).contents[0].text == "Hello, Edge!"
+
+    anyio.run(body)
+    assert progress == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_resume_with_last_event_id_under_workerd(worker_demo):
+    url = worker_demo.url
+    with httpx.Client(timeout=30) as c:
+        sid = initialize(c, url)
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "long_task", "arguments": {"steps": 5, "interval_s": 0.2},
+                           "_meta": {"progressToken": "edge"}}}
+        seen = []
+        with c.stream("POST", url, json=body, headers=headers(sid)) as r:
+            for ev in events(r.iter_lines()):
+                seen.append(ev)
+                if ev.message and ev.message["params"]["progress"] == 2:
+                    break
+        rest = resume(c, url, sid, seen[-1].id)
+    n = int(seen[-1].id.split(":")[1])
+    assert [e.id for e in rest] == [f"1:{i}" for i in range(n + 1, n + 5)]
+    assert [e.message["params"]["progress"] for e in rest[:-1]] == [3, 4, 5]
+    assert "finished 5 steps" in rest[-1].message["result"]["content"][0]["text"]
+
+
+# -- sessions: signed ids, DELETE, restart -----------------------------------------------------------
+
+
+def test_forged_and_deleted_sessions_get_404(worker_demo):
+    url = worker_demo.url
+    with httpx.Client(timeout=30) as c:
+        sid = initialize(c, url)
+        assert "." in sid and all(0x21 <= ord(ch) <= 0x7E for ch in sid)
+        forged = sid[:-3] + ("AAA" if not sid.endswith("AAA") else "BBB")
+        r = c.post(url, headers=headers(forged), json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+        assert r.status_code == 404 and r.json()["error"]["code"] == -32001
+        assert c.delete(url, headers=headers(sid)).status_code == 204
+        r = c.post(url, headers=headers(sid), json={"jsonrpc": "2.0", "id": 2, "method": "ping"})
+        assert r.status_code == 404 and r.json()["error"]["code"] == -32001
+        assert c.delete(url, headers=headers(sid)).status_code == 404
+        # the shared HTTP rules answer at the Worker too
+        assert c.post(url, headers={**headers(sid), "accept": "application/json"}, json={}).status_code == 406
+        assert c.put(url, headers=headers(sid)).status_code == 405
+        r = c.post(url, headers={**headers(None), "origin": "http://evil.example.com"},
+                   json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
+        assert r.status_code == 403
+
+
+def test_session_survives_a_restart_of_wrangler_dev():
+    server = _start("engine.demo:app")
+    try:
+        with httpx.Client(timeout=30) as c:
+            sid = initialize(c, server.url)
+            evs = call(c, server.url, sid, 1, "tools/call", {"name": "long_task",
+                                                            "arguments": {"steps": 2, "interval_s": 0.05}})
+            assert "finished 2 steps" in evs[-1].message["result"]["content"][0]["text"]
+            server.restart()
+            evs = call(c, server.url, sid, 2, "tools/call", {"name": "echo", "arguments": {"text": "still here"}})
+            assert evs[-1].message["result"]["content"] == [{"type": "text", "text": "still here"}]
+            # the stream of the call before the restart is still resumable
+            replay = resume(c, server.url, sid, "1:1")
+            assert "finished 2 steps" in replay[-1].message["result"]["content"][0]["text"]
+    finally:
+        server.stop()
+
+
+def test_legacy_sse_through_the_worker(worker_demo):
+    sse_url = worker_demo.url.replace("/mcp", "/sse")
+    got: list = []
+    with httpx.Client(timeout=30) as c:
+        with c.stream("GET", sse_url, headers={"accept": "text/event-stream"}) as r:
+            lines = r.iter_lines()
+            assert next(lines) == "event: endpoint"
+            path = next(lines)[len("data: "):]
+            messages = sse_url.replace("/sse", path)
+
+            def send():
+                c2 = httpx.Client(timeout=30)
+                c2.post(messages, json={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                        "params": {"name": "echo", "arguments": {"text": "legacy edge"}}})
+                c2.close()
+
+            t = threading.Thread(target=send)
+            t.start()
+            for ev in events(lines):
+                if ev.message:
+                    got.append(ev.message)
+                    break
+            t.join(30)
+    assert got[0]["result"]["content"][0]["text"] == "legacy edge"
+
+
+# -- the storage contract, inside a Durable Object -------------------------------------------------
+
+
+@pytest.mark.parametrize("check", list(storage_contract.CHECKS))
+def test_storage_contract_in_a_durable_object(worker_demo, check):
+    r = httpx.post(worker_demo.url.replace("/mcp", f"/__contract/{check}"), timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"check": check, "ok": True}
