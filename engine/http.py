@@ -22,7 +22,7 @@ class HttpConfig(msgspec.Struct, kw_only=True):
     """What an operator can tune about the HTTP surface."""
 
     #: Origins allowed to call us: a hostname (any scheme and port), a full origin
-    #: (``https://app.example.com``), or ``*`` for any.
+    #: (``https://app.example.com``), ``*.example.com`` for its subdomains, or ``*`` for any.
     allowed_origins: tuple[str, ...] = protocol.LOCAL_HOSTS
     #: Values allowed in ``Host`` (hostname, any port), or ``*`` for any.
     allowed_hosts: tuple[str, ...] = protocol.LOCAL_HOSTS
@@ -74,6 +74,8 @@ def _allowed(value: str, allow: tuple[str, ...], full: str | None = None) -> boo
     for entry in allow:
         entry = entry.lower()
         if entry == "*" or entry == host or (full is not None and entry == full):
+            return True
+        if entry.startswith("*.") and host.endswith(entry[1:]):  # "*.workers.dev"
             return True
     return False
 

@@ -25,6 +25,10 @@ def test_host_and_origin():
     cfg = HttpConfig(allowed_origins=("https://app.example.com",), allowed_hosts=("*",))
     http.check_host_and_origin({"host": "anything", "origin": "https://app.example.com"}, cfg)
     assert status_of(http.check_host_and_origin, {"origin": "http://app.example.com"}, cfg) == 403
+    sub = HttpConfig(allowed_hosts=("*.workers.dev",))
+    http.check_host_and_origin({"host": "mcp-actors.me.workers.dev"}, sub)
+    assert status_of(http.check_host_and_origin, {"host": "workers.dev.evil.com"}, sub) == 421
+    assert status_of(http.check_host_and_origin, {"host": "evilworkers.dev"}, sub) == 421
 
 
 def test_post_headers():
