@@ -108,7 +108,7 @@ def demo_server() -> Iterator[Server]:
 
 def _require_npm_peers() -> None:
     if not NODE22.exists():
-        message = "npm test peers are not installed: run `npm ci` in the project root"
+        message = "npm test peers are not installed: run `npm install` in the project root"
         if os.environ.get("CI"):
             pytest.fail(message)  # in CI the peers are part of the contract, never skipped
         pytest.skip(message)

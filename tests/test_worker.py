@@ -34,7 +34,7 @@ pytestmark = pytest.mark.worker
 
 def _require_wrangler() -> None:
     if not (NODE_MODULES / "wrangler").exists():
-        message = "wrangler is not installed: run `npm ci` in the project root"
+        message = "wrangler is not installed: run `npm install` in the project root"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
