@@ -10,6 +10,7 @@ import sys
 
 from . import protocol
 from .actor import Lifetimes
+from .eventlog import StreamLimits
 from .app import App
 from .http import HttpConfig
 from .sqlite_store import SqliteBackend, StoreError
@@ -75,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="idle seconds before a session's actor leaves memory (default 30)")
     serve.add_argument("--session-ttl", type=float, default=3600.0, metavar="SECONDS",
                        help="idle seconds before a session is deleted (default 3600)")
+    serve.add_argument("--stream-events", type=int, default=StreamLimits().max_events, metavar="N",
+                       help="events each stream keeps for resumption (default 1000)")
     serve.add_argument("--log-level", default="warning", help="server log level (default warning)")
     return parser
 
@@ -110,8 +113,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"HTTP+SSE (2024-11-05) clients: http://{display}:{args.port}{args.sse_path}", flush=True)
     if args.host in _ANY_ADDRESS and not args.allowed_host:
         print("note: listening on all interfaces; pass --allowed-host NAME for the names clients use", flush=True)
-    runtime = LocalRuntime(app, config, backend,
-                           Lifetimes(session_ttl=args.session_ttl, idle_evict=args.idle_evict))
+    runtime = LocalRuntime(app, config, backend, Lifetimes(
+        session_ttl=args.session_ttl, idle_evict=args.idle_evict,
+        streams=StreamLimits(max_events=args.stream_events)))
 
     class Server(uvicorn.Server):
         async def shutdown(self, sockets=None):
