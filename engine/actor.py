@@ -83,6 +83,10 @@ _encode = msgspec.json.Encoder().encode
 class SessionActor:
     """One session's actor. Constructed fresh, or woken from storage with identical state."""
 
+    # Slots: an idle live session should cost little memory (bench target: 2 KB).
+    __slots__ = ("app", "storage", "config", "lifetimes", "session", "log", "connections", "tasks",
+                 "waiters", "closed", "last_active")
+
     def __init__(self, session_id: str, app: App, storage: Storage, config: HttpConfig,
                  lifetimes: Lifetimes | None = None):
         self.app = app

@@ -88,6 +88,8 @@ class BadEventId(ValueError):
 
 
 class EventLog:
+    __slots__ = ("storage", "limits", "clock", "streams", "_delivered", "_undelivered", "_reserved", "next_stream")
+
     def __init__(self, storage: Storage, limits: StreamLimits | None = None,
                  clock: Callable[[], float] = time.time):
         self.storage = storage

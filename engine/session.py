@@ -53,6 +53,8 @@ def negotiate(requested: Any) -> str:
 
 
 class Session:
+    __slots__ = ("id", "storage", "restored", "state", "in_flight")
+
     def __init__(self, session_id: str, storage: Storage):
         self.id = session_id
         self.storage = storage
@@ -60,7 +62,8 @@ class Session:
         #: Woken from storage (hibernation or a restart) rather than newly made.
         self.restored = raw is not None
         self.state = _decode_state(raw) if raw is not None else SessionState()
-        self.in_flight: set[RequestId] = set()
+        # A dict as an ordered set: an empty set costs 216 bytes, an empty dict 64.
+        self.in_flight: dict[RequestId, None] = {}
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -109,10 +112,10 @@ class Session:
                 f"Request id {request_id!r} is already in flight in this session; "
                 "every request needs an id not used before",
             )
-        self.in_flight.add(request_id)
+        self.in_flight[request_id] = None
 
     def end(self, request_id: RequestId) -> None:
-        self.in_flight.discard(request_id)
+        self.in_flight.pop(request_id, None)
 
     def next_server_request_id(self) -> int:
         rid = self.state.next_server_request

@@ -15,7 +15,7 @@ import msgspec
 import pytest
 
 from conftest import ROOT, free_port
-from engine.actor import Lifetimes
+from engine.actor import Lifetimes, SessionActor
 from engine.context import ClientError
 from engine.demo import app as demo_app
 from engine.jsonrpc import decode, encode
@@ -77,7 +77,7 @@ def test_hibernate_and_wake_with_identical_state(tmp_path):
     asyncio.run(go())
 
 
-def test_expiry_by_alarm_and_alarm_retries(tmp_path):
+def test_expiry_by_alarm_and_alarm_retries(tmp_path, monkeypatch):
     async def go():
         backend = SqliteBackend(tmp_path / "state.db")
         runtime = LocalRuntime(demo_app, backend=backend, lifetimes=Lifetimes(session_ttl=100, idle_evict=1))
@@ -95,10 +95,10 @@ def test_expiry_by_alarm_and_alarm_retries(tmp_path):
         woken = runtime.get(keep.session.id)
         assert woken is not None and woken.storage.get_alarm() == pytest.approx(t0 + 160, abs=2)
 
-        async def broken(now=None):
+        async def broken(self, now=None):
             raise RuntimeError("alarm failed")
 
-        woken.alarm = broken
+        monkeypatch.setattr(SessionActor, "alarm", broken)
         await runtime.run_alarms(t0 + 161)
         assert woken.storage.get_alarm() == pytest.approx(t0 + 162, abs=0.01)  # retried, 1 s backoff
         await runtime.run_alarms(t0 + 163)

