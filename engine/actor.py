@@ -88,13 +88,14 @@ class SessionActor:
                  "waiters", "closed", "last_active")
 
     def __init__(self, session_id: str, app: App, storage: Storage, config: HttpConfig,
-                 lifetimes: Lifetimes | None = None):
+                 lifetimes: Lifetimes | None = None, fresh: bool = False):
+        """``fresh``: a session being created (nothing to read back from storage)."""
         self.app = app
         self.storage = storage
         self.config = config
         self.lifetimes = lifetimes or Lifetimes()
-        self.session = Session(session_id, storage)
-        self.log = EventLog(storage, self.lifetimes.streams)
+        self.session = Session(session_id, storage, fresh)
+        self.log = EventLog(storage, self.lifetimes.streams, fresh=fresh)
         self.connections: dict[int, Connection] = {}
         self.tasks: dict[RequestId, tuple[asyncio.Task, Context]] = {}
         self.waiters: dict[int, asyncio.Future] = {}
@@ -121,10 +122,10 @@ class SessionActor:
             self.storage.set_alarm(time.time() + self.lifetimes.legacy_grace)
 
     def arm(self, transport: str = protocol.TRANSPORT_STREAMABLE) -> None:
-        """A new session: its transport and its expiry alarm."""
+        """A new session: its transport and its expiry alarm. The state is written by what
+        comes next in the same tick (``initialize``, or opening the HTTP+SSE stream)."""
         self.session.state.transport = transport
         self.session.state.last_seen = self.last_active
-        self.session.save()
         self.storage.set_alarm(self.last_active + self.lifetimes.session_ttl)
 
     def touch(self) -> None:
@@ -380,6 +381,7 @@ class SessionActor:
 
     async def open_legacy_stream(self, endpoint_url: str) -> Reply:
         """GET on the SSE path: the session's one stream, opening with its ``endpoint`` event."""
+        self.session.save()  # the session exists from now on, before any initialize
         conn = Connection(self, GET_STREAM)
         self.connections[GET_STREAM] = conn
         await self.storage.flush()

@@ -91,7 +91,8 @@ class EventLog:
     __slots__ = ("storage", "limits", "clock", "streams", "_delivered", "_undelivered", "_reserved", "next_stream")
 
     def __init__(self, storage: Storage, limits: StreamLimits | None = None,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, fresh: bool = False):
+        """``fresh``: a new session's log, so there is nothing in storage to restore."""
         self.storage = storage
         self.limits = limits or StreamLimits()
         self.clock = clock
@@ -100,10 +101,13 @@ class EventLog:
         # and every idle session holds two of these; they never exceed a few hundred ids.
         self._delivered: list[int] = []
         self._undelivered: list[int] = []
-        raw = storage.get("r/streams")
+        raw = None if fresh else storage.get("r/streams")
         self._reserved = int(raw) if raw else 0
         self.next_stream = max(self._reserved, 1)
-        self._load()
+        if fresh:
+            self.streams[GET_STREAM] = Stream(GET_STREAM)
+        else:
+            self._load()
 
     # -- restore ----------------------------------------------------------------------------
 

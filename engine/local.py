@@ -43,7 +43,8 @@ class LocalRuntime:
 
     def create(self, transport: str = protocol.TRANSPORT_STREAMABLE) -> SessionActor:
         session_id = new_session_id()
-        actor = self._activate(session_id)
+        actor = SessionActor(session_id, self.app, self.backend.namespace(session_id), self.config,
+                             self.lifetimes, fresh=True)
         self.actors[session_id] = actor
         actor.arm(transport)
         return actor

@@ -55,10 +55,11 @@ def negotiate(requested: Any) -> str:
 class Session:
     __slots__ = ("id", "storage", "restored", "state", "in_flight")
 
-    def __init__(self, session_id: str, storage: Storage):
+    def __init__(self, session_id: str, storage: Storage, fresh: bool = False):
+        """``fresh``: a session being created, so there is nothing in storage to read."""
         self.id = session_id
         self.storage = storage
-        raw = storage.get("meta")
+        raw = None if fresh else storage.get("meta")
         #: Woken from storage (hibernation or a restart) rather than newly made.
         self.restored = raw is not None
         self.state = _decode_state(raw) if raw is not None else SessionState()
@@ -80,9 +81,10 @@ class Session:
         return self.state.version
 
     def initialized(self) -> None:
+        # Not written at once: READY and OPERATING admit the same requests, so losing this
+        # step in a crash changes nothing; the next save records it.
         if self.state.phase == READY:
             self.state.phase = OPERATING
-            self.save()
 
     @property
     def ready(self) -> bool:

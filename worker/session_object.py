@@ -72,7 +72,7 @@ class SessionObject(DurableObject):
             else:
                 session_id = stored.decode()
             self.actor = SessionActor(session_id, self.app, self.storage, self.settings.http,  # type: ignore[arg-type]
-                                      self.settings.lifetimes)
+                                      self.settings.lifetimes, fresh=create)
         return self.actor
 
     async def fetch(self, request):
