@@ -231,7 +231,7 @@ class SessionActor:
         payload = self._start(ctx, method)
         if payload is not None:
             self.session.end(rid)
-            head = self._prime(stream) + self.log.append(stream, payload)
+            head = self._prime(stream, store=False) + self.log.append(stream, payload)
             self.log.finish(stream, delivered=True)
             await self.storage.flush()
             return Reply(200, protocol.CONTENT_SSE, head)
@@ -262,15 +262,15 @@ class SessionActor:
         if not sse_reply:
             return Reply(200, protocol.CONTENT_JSON, payload)
         stream = self.log.open(None)
-        head = self._prime(stream) + self.log.append(stream, payload)
+        head = self._prime(stream, store=False) + self.log.append(stream, payload)
         self.log.finish(stream, delivered=True)
         await self.storage.flush()
         return Reply(200, protocol.CONTENT_SSE, head)
 
-    def _prime(self, stream: Stream) -> bytes:
+    def _prime(self, stream: Stream, store: bool = True) -> bytes:
         if not self.session.primes:
             return b""
-        return self.log.prime(stream, self.config.retry_ms)
+        return self.log.prime(stream, self.config.retry_ms, store)
 
     def _start(self, ctx: Context, method: str) -> bytes | None:
         """Run the handler; the response bytes if it finished inline, else None (a task runs)."""

@@ -26,11 +26,14 @@ _JSON_HEADERS: Headers = [(b"content-type", protocol.CONTENT_JSON.encode())]
 
 
 def _headers(scope: dict) -> dict[str, str]:
+    """Header names (lower case, as ASGI servers give them) to values; repeats are joined."""
     out: dict[str, str] = {}
     for name, value in scope["headers"]:
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        out[key] = f"{out[key]}, {text}" if key in out else text
+        key = name.decode("latin-1")
+        if key in out:
+            out[key] = f"{out[key]}, {value.decode('latin-1')}"
+        else:
+            out[key] = value.decode("latin-1")
     return out
 
 

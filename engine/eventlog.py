@@ -11,8 +11,10 @@ event takes a counter like any event and is stored empty, so after a restart no 
 handed out twice.
 
 Storage layout: ``e/<stream>/<counter>`` holds a framed event; ``s/<stream>`` a
-:class:`StreamRecord` (written once a stream outlives the tick that opened it, and when it
-finishes); ``r/streams`` the reserved stream-id block.
+:class:`StreamRecord`, written once a stream outlives the tick that opened it, and when it
+finishes; ``r/streams`` the reserved stream-id block. A request answered in the tick that
+opened its stream (the hot path) writes its response event and nothing else: a request
+stream with events and no record is one that finished and was delivered at once.
 
 Retention (:class:`StreamLimits`): each stream keeps at most ``max_events`` events and
 ``max_bytes`` bytes (a ring; the GET stream lives on this way). A request stream whose
@@ -59,10 +61,12 @@ _decode_record = msgspec.json.Decoder(StreamRecord).decode
 
 
 class Stream:
-    __slots__ = ("id", "counter", "first", "size", "request_id", "finished", "delivered", "finished_at")
+    __slots__ = ("id", "prefix", "counter", "first", "size", "request_id", "finished", "delivered", "finished_at",
+                 "recorded")
 
     def __init__(self, stream_id: int, request_id: RequestId | None = None):
         self.id = stream_id
+        self.prefix = f"e/{stream_id:010d}/"  # its events' keys: prefix + zero-padded counter
         self.counter = 0  # last counter handed out
         self.first = 1  # oldest counter still stored
         self.size = 0  # bytes stored
@@ -70,6 +74,7 @@ class Stream:
         self.finished = False
         self.delivered = False
         self.finished_at = 0.0
+        self.recorded = False  # whether s/<id> exists in storage
 
     def record(self) -> bytes:
         return _encode(StreamRecord(self.request_id, self.finished, self.delivered, self.finished_at))
@@ -118,13 +123,17 @@ class EventLog:
             rec = _decode_record(raw)
             stream = Stream(int(key[2:]), rec.request_id)
             stream.finished, stream.delivered, stream.finished_at = rec.finished, rec.delivered, rec.finished_at
+            stream.recorded = True
             streams[stream.id] = stream
+        now = self.clock()
         seen: set[int] = set()
         for key, frame in self.storage.list("e/"):  # key order: each stream's oldest first
             sid, n = int(key[2:12]), int(key[13:])
             stream = streams.get(sid)
             if stream is None:
                 stream = streams[sid] = Stream(sid)
+                if sid != GET_STREAM:  # no record: answered and delivered in the tick it opened
+                    stream.finished, stream.delivered, stream.finished_at = True, True, now
             if sid not in seen:
                 seen.add(sid)
                 stream.first = n
@@ -153,11 +162,17 @@ class EventLog:
     def persist(self, stream: Stream) -> None:
         """Record an open stream (its request outlives this tick), so a restart can end it."""
         self.storage.put(_record_key(stream.id), stream.record())
+        stream.recorded = True
 
-    def prime(self, stream: Stream, retry_ms: int) -> bytes:
-        """A priming event for a new connection: it takes a counter and is stored empty."""
+    def prime(self, stream: Stream, retry_ms: int, store: bool = True) -> bytes:
+        """A priming event for a new connection: it takes a counter and is stored empty, so a
+        restart never hands its id out again. ``store=False`` when an event follows in the
+        same tick (that event's key then keeps the counter)."""
         stream.counter += 1
-        self.storage.put(_key(stream.id, stream.counter), b"")
+        if store:
+            self.storage.put(f"{stream.prefix}{stream.counter:010d}", b"")
+        elif stream.first == stream.counter:
+            stream.first += 1  # nothing stored under this counter: the oldest kept is the next
         self._trim(stream)
         return sse.priming(f"{stream.id}:{stream.counter}", retry_ms)
 
@@ -165,7 +180,7 @@ class EventLog:
         """Frame ``payload`` as the stream's next event and store it; returns the frame."""
         stream.counter += 1
         frame = sse.event(f"{stream.id}:{stream.counter}", payload)
-        self.storage.put(_key(stream.id, stream.counter), frame)
+        self.storage.put(f"{stream.prefix}{stream.counter:010d}", frame)
         stream.size += len(frame)
         self._trim(stream)
         return frame
@@ -183,13 +198,19 @@ class EventLog:
             stream.first += 1
 
     def finish(self, stream: Stream, delivered: bool) -> None:
-        """The stream's request is over; ``delivered``: its last event went to a live connection."""
+        """The stream's request is over; ``delivered``: its last event went to a live connection.
+
+        A stream never recorded (answered in the tick it opened, and delivered) needs no
+        record: its events alone say so on restore.
+        """
         if stream.finished:
             return
         stream.finished = True
         stream.delivered = delivered
         stream.finished_at = self.clock()
-        self.storage.put(_record_key(stream.id), stream.record())
+        if stream.recorded or not delivered:
+            self.storage.put(_record_key(stream.id), stream.record())
+            stream.recorded = True
         (self._delivered if delivered else self._undelivered).append(stream.id)
         self.expire(stream.finished_at)
 
@@ -200,6 +221,7 @@ class EventLog:
         stream.delivered = True
         stream.finished_at = self.clock()
         self.storage.put(_record_key(stream.id), stream.record())
+        stream.recorded = True
         try:
             self._undelivered.remove(stream.id)
         except ValueError:
@@ -224,9 +246,11 @@ class EventLog:
         if stream is None:
             return
         # Delete the keys it is known to hold, rather than scanning for a prefix.
+        prefix = stream.prefix
         for n in range(stream.first, stream.counter + 1):
-            self.storage.delete(_key(stream_id, n))
-        self.storage.delete(_record_key(stream_id))
+            self.storage.delete(f"{prefix}{n:010d}")
+        if stream.recorded:
+            self.storage.delete(_record_key(stream_id))
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ which knows its status, extra headers and JSON-RPC error body.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Mapping
 from urllib.parse import unquote
 
@@ -105,13 +106,16 @@ def check_host_and_origin(headers: Mapping[str, str], config: HttpConfig) -> Non
 # -- content negotiation ------------------------------------------------------------------
 
 
-def _media_types(value: str | None) -> set[str]:
+@functools.lru_cache(maxsize=256)
+def _media_types(value: str | None) -> frozenset[str]:
+    """Media types named in an Accept or Content-Type value. Cached: clients send the same
+    few values on every request, and this runs on every request."""
     if not value:
-        return set()
-    return {part.split(";", 1)[0].strip().lower() for part in value.split(",")}
+        return frozenset()
+    return frozenset(part.split(";", 1)[0].strip().lower() for part in value.split(","))
 
 
-def _accepts(types: set[str], wanted: str) -> bool:
+def _accepts(types: frozenset[str], wanted: str) -> bool:
     return wanted in types or "*/*" in types or f"{wanted.split('/')[0]}/*" in types
 
 
