@@ -19,7 +19,7 @@ def say(text: str) -> None:
 class Plan:
     def __init__(self, quick: bool):
         self.quick = quick
-        self.seconds = 2 if quick else 10
+        self.seconds = 1 if quick else 10
         self.warmup = 1 if quick else 2
         self.connections = 16
         self.rows: list[Row] = []
@@ -92,7 +92,8 @@ def _handshakes(plan: Plan, label: str, server: servers.Server, threads: int = 8
 def handshakes(plan: Plan) -> None:
     say("(c) initialize + notifications/initialized per second")
     _handshakes(plan, "mcp-actors (sqlite)", servers.engine(store="sqlite"))
-    _handshakes(plan, "mcp-actors (memory)", servers.engine())
+    if not plan.quick:
+        _handshakes(plan, "mcp-actors (memory)", servers.engine())
     _handshakes(plan, "python SDK 2.3.0", servers.python_sdk())
 
 
@@ -117,7 +118,8 @@ def memory(plan: Plan) -> None:
     for count in counts:
         for label, start, wait in (
             ("mcp-actors live", lambda: servers.engine("--idle-evict", "1e9", store="sqlite"), 0.0),
-            ("mcp-actors hibernated", lambda: servers.engine("--idle-evict", "0.5", store="sqlite"), 3.0),
+            ("mcp-actors hibernated", lambda: servers.engine("--idle-evict", "0.5", store="sqlite"),
+             1.5 if plan.quick else 3.0),
             ("python SDK 2.3.0", lambda: servers.python_sdk(), 0.0),
         ):
             if label.startswith("python") and (plan.quick or count > 10_000):
@@ -129,7 +131,7 @@ def memory(plan: Plan) -> None:
                 time.sleep(max(wait, 0.5))
                 before = server.rss()
                 made = _sessions(server, count)
-                time.sleep(wait + 0.5)
+                time.sleep(wait + (0.2 if plan.quick else 0.5))
                 after = server.rss()
                 plan.add("d", label, f"bytes/session @{count:,}", (after - before) / made, "B",
                          f"{made:,} sessions; RSS {before / 2**20:.0f} -> {after / 2**20:.0f} MiB")
