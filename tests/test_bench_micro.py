@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from engine import jsonrpc
 from engine.actor import SessionActor
 from engine.demo import app
@@ -37,8 +39,9 @@ def _actor(json_response: bool) -> tuple[SessionActor, asyncio.AbstractEventLoop
     return actor, loop
 
 
-def test_dispatch_tools_call_json(benchmark):
-    actor, loop = _actor(True)
+@pytest.mark.parametrize("json_response, content_type", [(True, "application/json"), (False, "text/event-stream")])
+def test_dispatch_tools_call(benchmark, json_response, content_type):
+    actor, loop = _actor(json_response)
     ids = iter(range(1, 10**9))
 
     def call():
@@ -46,20 +49,7 @@ def test_dispatch_tools_call_json(benchmark):
         return loop.run_until_complete(actor.post(msg))
 
     reply = benchmark(call)
-    assert reply.content_type == "application/json" and b'"text":"hello"' in reply.body
-    loop.close()
-
-
-def test_dispatch_tools_call_sse(benchmark):
-    actor, loop = _actor(False)
-    ids = iter(range(1, 10**9))
-
-    def call():
-        msg = jsonrpc.decode(CALL.replace(b'"id":1', b'"id":%d' % next(ids)))
-        return loop.run_until_complete(actor.post(msg))
-
-    reply = benchmark(call)
-    assert reply.content_type == "text/event-stream" and b'"text":"hello"' in reply.body
+    assert reply.content_type == content_type and b'"text":"hello"' in reply.body
     loop.close()
 
 

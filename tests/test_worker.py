@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import tempfile
 import threading
@@ -22,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import NODE_MODULES, ROOT, free_port
+from conftest import NODE_MODULES, ROOT, free_port, stop_group
 from engine import storage_contract
 from sse_client import call, events, headers, initialize, resume
 
@@ -99,16 +98,7 @@ class Wrangler:
         raise RuntimeError(f"wrangler dev did not answer:\n{self.log()[-3000:]}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=15)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait(timeout=10)
+        stop_group(self.proc, grace=15)
 
     def restart(self) -> None:
         self.stop()
