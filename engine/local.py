@@ -43,14 +43,14 @@ class LocalRuntime:
 
     def create(self, transport: str = protocol.TRANSPORT_STREAMABLE) -> SessionActor:
         session_id = new_session_id()
-        actor = SessionActor(session_id, self.app, self.backend.namespace(session_id), self.config,
-                             self.lifetimes, fresh=True)
+        actor = self._activate(session_id, fresh=True)
         self.actors[session_id] = actor
         actor.arm(transport)
         return actor
 
-    def _activate(self, session_id: str) -> SessionActor:
-        return SessionActor(session_id, self.app, self.backend.namespace(session_id), self.config, self.lifetimes)
+    def _activate(self, session_id: str, fresh: bool = False) -> SessionActor:
+        return SessionActor(session_id, self.app, self.backend.namespace(session_id), self.config,
+                            self.lifetimes, fresh)
 
     def get(self, session_id: str) -> SessionActor | None:
         """The session's actor, woken from storage if needed; None if no such session."""

@@ -14,6 +14,8 @@ import asyncio
 import os
 import sqlite3
 from pathlib import Path
+
+from .storage import key_range
 from typing import Callable, TypeVar
 
 T = TypeVar("T")
@@ -23,13 +25,6 @@ SCHEMA_VERSION = "1"
 
 class StoreError(Exception):
     """The store cannot be opened; the message says what to do about it."""
-
-
-def _upper(prefix: str) -> str | None:
-    """The smallest string greater than every string starting with ``prefix``."""
-    if not prefix:
-        return None
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 class SqliteBackend:
@@ -208,12 +203,8 @@ class SqliteStorage:
         self.backend.write("DELETE FROM kv WHERE ns = ? AND key = ?", (self.ns, key))
 
     def _range(self, prefix: str, after: str | None) -> tuple[str, tuple]:
-        low = max(prefix, after) if after is not None else prefix
-        op = ">" if after is not None and after >= prefix else ">="
-        upper = _upper(prefix)
-        if upper is None:
-            return f"ns = ? AND key {op} ?", (self.ns, low)
-        return f"ns = ? AND key {op} ? AND key < ?", (self.ns, low, upper)
+        where, args = key_range(prefix, after)
+        return f"ns = ? AND {where}", (self.ns, *args)
 
     def list(self, prefix: str, after: str | None = None) -> list[tuple[str, bytes]]:
         where, args = self._range(prefix, after)

@@ -51,6 +51,17 @@ class Storage(Protocol):
     def delete_alarm(self) -> None: ...
 
 
+def key_range(prefix: str, after: str | None = None) -> tuple[str, tuple[str, ...]]:
+    """A SQL condition on ``key`` (and its arguments) for ``list(prefix, after)``: keys
+    starting with ``prefix``, strictly after ``after``. Shared by the SQL backends."""
+    low = max(prefix, after) if after is not None else prefix
+    op = ">" if after is not None and after >= prefix else ">="
+    if not prefix:
+        return f"key {op} ?", (low,)
+    upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)  # the least string above every key with the prefix
+    return f"key {op} ? AND key < ?", (low, upper)
+
+
 class Backend(Protocol):
     def namespace(self, name: str) -> Storage: ...
 

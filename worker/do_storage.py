@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, TypeVar
 
+from engine.storage import key_range
+
 T = TypeVar("T")
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS mcp_kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
@@ -22,12 +24,6 @@ def _bytes(value: Any) -> bytes:
     if hasattr(value, "to_py"):
         value = value.to_py()
     return bytes(value)
-
-
-def _upper(prefix: str) -> str | None:
-    if not prefix:
-        return None
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
 class DurableObjectStorage:
@@ -59,21 +55,13 @@ class DurableObjectStorage:
     def delete(self, key: str) -> None:
         self.sql.exec("DELETE FROM mcp_kv WHERE key = ?", key)
 
-    def _range(self, prefix: str, after: str | None) -> tuple[str, tuple]:
-        low = max(prefix, after) if after is not None else prefix
-        op = ">" if after is not None and after >= prefix else ">="
-        upper = _upper(prefix)
-        if upper is None:
-            return f"key {op} ?", (low,)
-        return f"key {op} ? AND key < ?", (low, upper)
-
     def list(self, prefix: str, after: str | None = None) -> list[tuple[str, bytes]]:
-        where, args = self._range(prefix, after)
+        where, args = key_range(prefix, after)
         cursor = self.sql.exec(f"SELECT key, value FROM mcp_kv WHERE {where} ORDER BY key", *args)
         return [(row["key"], _bytes(row["value"])) for row in cursor]
 
     def delete_prefix(self, prefix: str) -> None:
-        where, args = self._range(prefix, None)
+        where, args = key_range(prefix)
         self.sql.exec(f"DELETE FROM mcp_kv WHERE {where}", *args)
 
     def transaction(self, fn: Callable[[], T]) -> T:
