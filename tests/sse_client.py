@@ -86,3 +86,24 @@ def resume(client: httpx.Client, url: str, sid: str, last_event_id: str) -> list
     with client.stream("GET", url, headers=h) as r:
         assert r.status_code == 200, r.read()
         return list(events(r.iter_lines()))
+
+
+def start_long_task(client: httpx.Client, url: str, sid: str, request_id, steps: int, interval: float, token):
+    """POST the demo's long_task with a progress token; a streaming response context."""
+    body = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call",
+            "params": {"name": "long_task", "arguments": {"steps": steps, "interval_s": interval},
+                       "_meta": {"progressToken": token}}}
+    return client.stream("POST", url, json=body, headers=headers(sid))
+
+
+def long_task_until(client: httpx.Client, url: str, sid: str, request_id, steps: int, interval: float, token,
+                    progress: int) -> list[Event]:
+    """Run long_task and drop the connection right after progress notification ``progress``;
+    returns every event seen (priming included), for resuming from the last one."""
+    seen: list[Event] = []
+    with start_long_task(client, url, sid, request_id, steps, interval, token) as r:
+        for ev in events(r.iter_lines()):
+            seen.append(ev)
+            if ev.message and ev.message["params"]["progress"] == progress:
+                break
+    return seen

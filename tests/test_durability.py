@@ -21,7 +21,7 @@ from engine.demo import app as demo_app
 from engine.jsonrpc import decode, encode
 from engine.local import LocalRuntime
 from engine.sqlite_store import SqliteBackend
-from sse_client import events, headers, initialize, resume
+from sse_client import events, headers, initialize, long_task_until, resume
 
 
 def msg(body: dict):
@@ -234,15 +234,7 @@ def test_kill_9_mid_call_then_resume_with_raw_http(crashable):
     proc, url = crashable()
     with httpx.Client(timeout=10) as c:
         sid = initialize(c, url)
-        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                "params": {"name": "long_task", "arguments": {"steps": 50, "interval_s": 0.05},
-                           "_meta": {"progressToken": "crash"}}}
-        seen = []
-        with c.stream("POST", url, json=body, headers=headers(sid)) as r:
-            for ev in events(r.iter_lines()):
-                seen.append(ev)
-                if ev.message and ev.message["params"]["progress"] == 3:
-                    break
+        seen = long_task_until(c, url, sid, 1, steps=50, interval=0.05, token="crash", progress=3)
         time.sleep(0.3)  # a few more events are committed while nobody listens
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(5)

@@ -6,26 +6,14 @@ import threading
 
 import httpx
 
-from sse_client import events, headers, initialize, resume
-
-
-def start_long_task(client, url, sid, request_id, steps, interval, token):
-    body = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call",
-            "params": {"name": "long_task", "arguments": {"steps": steps, "interval_s": interval},
-                       "_meta": {"progressToken": token}}}
-    return client.stream("POST", url, json=body, headers=headers(sid))
+from sse_client import events, headers, initialize, long_task_until, resume, start_long_task
 
 
 def test_drop_mid_task_then_resume_gets_exactly_the_missed_events(demo_server):
     url = demo_server.url
     with httpx.Client(timeout=10) as c:
         sid = initialize(c, url)
-        seen = []
-        with start_long_task(c, url, sid, 1, steps=6, interval=0.15, token="t") as r:
-            for ev in events(r.iter_lines()):
-                seen.append(ev)
-                if ev.message and ev.message["params"]["progress"] == 2:
-                    break  # drop the connection after the second progress event
+        seen = long_task_until(c, url, sid, 1, steps=6, interval=0.15, token="t", progress=2)
         assert seen[0].data == "" and seen[0].id == "1:1"  # priming
         last = seen[-1].id
         assert last == "1:3"

@@ -23,7 +23,7 @@ import pytest
 
 from conftest import NODE_MODULES, ROOT, free_port, stop_group
 from engine import storage_contract
-from sse_client import call, events, headers, initialize, resume
+from sse_client import call, events, headers, initialize, long_task_until, resume
 
 OFFLINE_SETUP = ROOT.parent / "shared" / "tools" / "workerd-offline" / "setup"
 SECRET = "test-secret"
@@ -190,15 +190,7 @@ def test_resume_with_last_event_id_under_workerd(worker_demo):
     url = worker_demo.url
     with httpx.Client(timeout=30) as c:
         sid = initialize(c, url)
-        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                "params": {"name": "long_task", "arguments": {"steps": 5, "interval_s": 0.2},
-                           "_meta": {"progressToken": "edge"}}}
-        seen = []
-        with c.stream("POST", url, json=body, headers=headers(sid)) as r:
-            for ev in events(r.iter_lines()):
-                seen.append(ev)
-                if ev.message and ev.message["params"]["progress"] == 2:
-                    break
+        seen = long_task_until(c, url, sid, 1, steps=5, interval=0.2, token="edge", progress=2)
         rest = resume(c, url, sid, seen[-1].id)
     n = int(seen[-1].id.split(":")[1])
     assert [e.id for e in rest] == [f"1:{i}" for i in range(n + 1, n + 5)]
