@@ -1,3 +1,3 @@
-from .cli import main
+from .local.cli import main
 
 main()

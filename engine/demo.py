@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .app import App
-from .context import Context
+from .app.application import App
+from .app.context import Context
 
 app = App("mcp-actors-demo", "0.1.0", instructions="A demo of mcp-actors: try echo and long_task.")
 

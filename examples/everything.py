@@ -11,7 +11,7 @@ import asyncio
 from typing import Optional
 
 from engine import App, Audio, Context, Image, PromptMessage, Resource
-from engine.media import png_pixel, wav_silence
+from engine.app.media import png_pixel, wav_silence
 
 app = App("mcp-actors-everything", "0.1.0")
 

@@ -10,10 +10,10 @@ import msgspec
 import pytest
 
 from engine import App, Context, Image, Resource, ToolResult
-from engine.actor import SessionActor
-from engine.http import HttpConfig
-from engine.jsonrpc import decode, encode
-from engine.storage import MemoryBackend
+from engine.actors.session_actor import SessionActor
+from engine.protocol.http import HttpConfig
+from engine.protocol.jsonrpc import decode, encode
+from engine.actors.memory_store import MemoryBackend
 
 
 class Color(enum.Enum):

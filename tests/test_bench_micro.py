@@ -10,12 +10,12 @@ import asyncio
 
 import pytest
 
-from engine import jsonrpc
-from engine.actor import SessionActor
+from engine.protocol import jsonrpc
+from engine.actors.session_actor import SessionActor
 from engine.demo import app
-from engine.eventlog import GET_STREAM, EventLog
-from engine.http import HttpConfig
-from engine.storage import MemoryBackend
+from engine.protocol.eventlog import GET_STREAM, EventLog
+from engine.protocol.http import HttpConfig
+from engine.actors.memory_store import MemoryBackend
 
 CALL = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}'
 INIT = (b'{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25",'

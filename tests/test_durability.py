@@ -15,12 +15,12 @@ import msgspec
 import pytest
 
 from conftest import ROOT, free_port
-from engine.actor import Lifetimes, SessionActor
-from engine.context import ClientError
+from engine.actors.session_actor import Lifetimes, SessionActor
+from engine.app.context import ClientError
 from engine.demo import app as demo_app
-from engine.jsonrpc import decode, encode
-from engine.local import LocalRuntime
-from engine.sqlite_store import SqliteBackend
+from engine.protocol.jsonrpc import decode, encode
+from engine.local.runtime import LocalRuntime
+from engine.actors.sqlite_store import SqliteBackend
 from sse_client import events, headers, initialize, long_task_until, resume
 
 
@@ -71,7 +71,7 @@ def test_hibernate_and_wake_with_identical_state(tmp_path):
                                      "params": {"name": "long_task", "arguments": {"steps": 1, "interval_s": 0.01}}}))
         while await slow.connection.next() is not None:  # a recorded stream, finished and delivered
             pass
-        actor.detach(slow.connection)
+        slow.connection.detach()
         actor.announce("notifications/resources/updated", {"uri": "demo://notes"}, "demo://notes")
         await backend.flush()
         before = snapshot(actor)

@@ -1,7 +1,7 @@
 import pytest
 
-from engine.eventlog import GET_STREAM, BadEventId, EventLog, StreamLimits
-from engine.storage import MemoryBackend
+from engine.protocol.eventlog import GET_STREAM, BadEventId, EventLog, StreamLimits
+from engine.actors.memory_store import MemoryBackend
 
 
 def storage():

@@ -2,8 +2,8 @@
 
 import pytest
 
-from engine import http, jsonrpc
-from engine.http import HttpConfig, HttpError
+from engine.protocol import http, jsonrpc
+from engine.protocol.http import HttpConfig, HttpError
 
 CFG = HttpConfig()
 GOOD_POST = {"accept": "application/json, text/event-stream", "content-type": "application/json"}

@@ -1,8 +1,8 @@
 import msgspec
 import pytest
 
-from engine import jsonrpc
-from engine.jsonrpc import ProtocolError
+from engine.protocol import jsonrpc
+from engine.protocol.jsonrpc import ProtocolError
 
 
 def test_classifies_messages():

@@ -17,9 +17,9 @@ import mcp.types as types
 from mcp import ClientSession
 from mcp.client.sse import sse_client
 
-from engine.actor import Lifetimes
+from engine.actors.session_actor import Lifetimes
 from engine.demo import app as demo_app
-from engine.local import LocalRuntime
+from engine.local.runtime import LocalRuntime
 from sse_client import events, headers, initialize
 
 
@@ -198,7 +198,7 @@ def test_session_ends_after_its_stream_closes():
         t0 = time.time()
         await runtime.run_alarms(t0 + 3600)  # the stream is open: no expiry, whatever the time
         assert runtime.get(actor.session.id) is actor
-        actor.detach(reply.connection)
+        reply.connection.detach()
         assert actor.storage.get_alarm() == pytest.approx(t0 + 30, abs=2)
         await runtime.run_alarms(t0 + 10)
         assert runtime.get(actor.session.id) is actor  # within the grace period

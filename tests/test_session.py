@@ -1,8 +1,8 @@
 import pytest
 
-from engine.jsonrpc import ProtocolError
-from engine.session import READY, OPERATING, Session, negotiate, new_session_id
-from engine.storage import MemoryBackend
+from engine.protocol.jsonrpc import ProtocolError
+from engine.protocol.session import READY, OPERATING, Session, negotiate, new_session_id
+from engine.actors.memory_store import MemoryBackend
 
 
 def test_negotiation():

@@ -7,9 +7,9 @@ import sqlite3
 
 import pytest
 
-from engine import storage_contract
-from engine.sqlite_store import SqliteBackend, StoreError
-from engine.storage import MemoryBackend
+from engine.actors import storage_contract
+from engine.actors.sqlite_store import SqliteBackend, StoreError
+from engine.actors.memory_store import MemoryBackend
 
 
 @pytest.fixture(params=["memory", "sqlite"])

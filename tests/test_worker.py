@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from conftest import NODE_MODULES, ROOT, free_port, stop_group
-from engine import storage_contract
+from engine.actors import storage_contract
 from sse_client import call, events, headers, initialize, long_task_until, resume
 
 OFFLINE_SETUP = ROOT.parent / "shared" / "tools" / "workerd-offline" / "setup"
@@ -244,6 +244,7 @@ def test_legacy_sse_through_the_worker(worker_demo):
     got: list = []
     with httpx.Client(timeout=30) as c:
         with c.stream("GET", sse_url, headers={"accept": "text/event-stream"}) as r:
+            assert r.headers["x-accel-buffering"] == "no"  # the same front as locally
             lines = r.iter_lines()
             assert next(lines) == "event: endpoint"
             path = next(lines)[len("data: "):]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, TypeVar
 
-from engine.storage import key_range
+from engine.protocol.storage import key_range
 
 T = TypeVar("T")
 
@@ -27,7 +27,7 @@ def _bytes(value: Any) -> bytes:
 
 
 class DurableObjectStorage:
-    """One Durable Object's storage as an ``engine.storage.Storage``."""
+    """One Durable Object's storage as an ``engine.protocol.storage.Storage``."""
 
     def __init__(self, storage: Any, to_js: Any, proxy: Any):
         """``to_js``/``proxy``: pyodide.ffi's, passed in so this module imports off Pyodide too."""

@@ -1,10 +1,11 @@
 """The Cloudflare Worker front: stateless, it applies the HTTP rules and routes to sessions.
 
-For every request it runs the same :mod:`engine.router` as the local server: a bad
-request is answered here with the spec's status, and no Durable Object is touched. A new
-session (``initialize``, or GET on the HTTP+SSE path) gets a freshly minted, signed id;
-any other request goes to the Durable Object named by its session id, if that id is
-genuine. The route travels to the object in a header and the body as the body.
+It translates a fetch into :meth:`engine.actors.front.Front.admit`, the same rules in the
+same order as the local server: a bad request is answered here, and no Durable Object is
+touched. A new session (``initialize``, or GET on the HTTP+SSE path) gets a freshly
+minted, signed id; any other request goes to the Durable Object named by its session id,
+if that id is genuine. The route travels to the object in a header and the body as the
+body; the object does the rest (``session_object.py``).
 """
 
 from __future__ import annotations
@@ -15,59 +16,50 @@ import msgspec
 
 from workers import Response, WorkerEntrypoint
 
-from engine import http, router
-from engine.http import HttpError
+from engine.actors.front import Front, str_headers
+from engine.protocol import http, router
 
+import config
+import contract_hook
 import session_ids
-import worker_settings
-from session_object import CONTRACT_HEADER, ROUTE_HEADER, SESSION_HEADER, SessionObject, error_response
-
-CONTRACT_PATH = "/__contract/"
+from session_object import ROUTE_HEADER, SessionObject
 
 __all__ = ["Default", "SessionObject"]  # the runtime finds the Durable Object class here
 
 _encode = msgspec.json.Encoder().encode
-_settings: dict = {}
+_fronts: dict = {}
 
 
 class Default(WorkerEntrypoint):
     async def fetch(self, request):
-        s = _settings.get("s")
-        if s is None:
-            s = _settings["s"] = worker_settings.from_env(self.env)
+        front = _fronts.get("front")
+        if front is None:
+            front = _fronts["front"] = Front(config.settings(self.env))
         url = urlparse(request.url)
-        if s.test_hooks and url.path.startswith(CONTRACT_PATH):
-            check = url.path[len(CONTRACT_PATH):]
+        if url.path.startswith(contract_hook.PATH) and config.test_hooks(self.env):
             stub = self.env.SESSIONS.getByName(f"contract-{session_ids.mint('')}")
-            return await stub.fetch("https://session.internal/", method="POST", headers={CONTRACT_HEADER: check})
+            return await stub.fetch("https://session.internal/", method="POST",
+                                    headers={contract_hook.HEADER: url.path[len(contract_hook.PATH):]})
         headers = {name.lower(): value for name, value in request.headers.items()}
-        r = None
-        try:
-            r = router.route(request.method, url.path, url.query, headers, s.paths, s.http)
-            body = b""
-            if r.needs_body:
-                body = await request.bytes()
-                if len(body) > s.http.max_body:
-                    raise http.body_too_large(s.http)
-                msg = router.admit(r, headers, body)
-            else:
-                msg = None
-            if r.action == router.PREFLIGHT:
-                return Response(None, status=204, headers=dict(r.headers))
-            if r.action in router.CREATES:
-                session_id = session_ids.mint(s.secret)
-            else:
-                session_id = r.session_id or ""
-                if not session_ids.genuine(s.secret, session_id):
-                    raise http.session_not_found(session_id, msg)
-        except HttpError as exc:
-            cors = r.headers if r else (() if exc.status in (403, 421) else router.cors_headers(headers))
-            return error_response(exc, cors)
-        stub = self.env.SESSIONS.getByName(session_id)
+
+        async def read_body(_limit: int) -> bytes:
+            return await request.bytes()
+
+        admitted = await front.admit(request.method, url.path, url.query, headers, read_body)
+        if not isinstance(admitted, tuple):
+            return Response(admitted.body or None, status=admitted.status, headers=str_headers(admitted.headers))
+        r, msg, body = admitted
+        secret = front.settings.secret
+        if r.action in router.CREATES:
+            r.session_id = session_ids.mint(secret)
+        elif not session_ids.genuine(secret, r.session_id or ""):
+            refused = front.error(http.session_not_found(r.session_id or "", msg), r, headers)
+            return Response(refused.body, status=refused.status, headers=str_headers(refused.headers))
+        stub = self.env.SESSIONS.getByName(r.session_id)
         return await stub.fetch(
             "https://session.internal/",
             method="POST",
-            headers={ROUTE_HEADER: _encode(r).decode(), SESSION_HEADER: session_id},
-            body=body if body else None,
+            headers={ROUTE_HEADER: _encode(r).decode()},
+            body=body or None,
             signal=request.js_object.signal,
         )

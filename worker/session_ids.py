@@ -12,7 +12,7 @@ import base64
 import hashlib
 import hmac
 
-from engine.session import new_session_id
+from engine.protocol.session import new_session_id
 
 
 def _mac(secret: str, raw: str) -> str:

@@ -1,10 +1,11 @@
 """The Durable Object that hosts one session's actor: the Cloudflare runtime adapter.
 
 One object per session, addressed by the session id. The Worker front has already applied
-the HTTP rules and routed the request (engine.router); it forwards the Route in a header
-and the body as the body. Here the object wakes the actor from its storage (or makes it,
-for a new session), lets ``serve()`` do the rest, and turns the Reply into a Response: a
-streamed one, from a TransformStream fed by a task, when the reply is an open SSE stream.
+the HTTP rules (``Front.admit``); it forwards the Route in a header and the body as the
+body. Here the object is the front's :class:`~engine.actors.front.ActorHost` for its one
+actor (woken from the object's storage, or made for a new session), ``Front.serve`` does
+the rest, and the answer becomes a Response: a streamed one, from a TransformStream fed by
+``Front.pump``, when it is an open SSE stream.
 
 What keeps an object awake: an open SSE response (its pump task is waiting on the
 connection) and handlers still running. With no stream open and nothing running, the
@@ -22,91 +23,67 @@ import js
 from pyodide.ffi import create_proxy, to_js
 from workers import DurableObject, Response
 
-from engine import http, protocol, router, storage_contract
-from engine.actor import SessionActor
-from engine.connection import Connection, Reply
-from engine.http import HttpError
+from engine.actors.front import Front, str_headers
+from engine.actors.session_actor import SessionActor
+from engine.protocol import http, router
 
-import worker_settings
+import config
+import contract_hook
 from do_storage import DurableObjectStorage
+from streams import JsStreamWriter
 
 ROUTE_HEADER = "x-mcp-actors-route"
-CONTRACT_HEADER = "x-mcp-actors-contract"
-SESSION_HEADER = "x-mcp-actors-session"
 
-_SSE_HEADERS = {"content-type": protocol.CONTENT_SSE, "cache-control": "no-cache, no-transform"}
-_JSON_HEADERS = {"content-type": protocol.CONTENT_JSON}
 _decode_route = msgspec.json.Decoder(router.Route).decode
-json_encode = msgspec.json.Encoder().encode
-_apps: dict = {}
-
-
-def error_response(exc: HttpError, extra: tuple = ()) -> Response:
-    headers = dict(_JSON_HEADERS)
-    headers.update(dict(extra + exc.headers))
-    return Response(exc.body(), status=exc.status, headers=headers)
 
 
 class SessionObject(DurableObject):
     def __init__(self, ctx, env):
         super().__init__(ctx, env)
-        self.settings = worker_settings.from_env(env)
-        app = _apps.get(self.settings.app_spec)
-        if app is None:
-            app = _apps[self.settings.app_spec] = worker_settings.load_app(self.settings.app_spec)
-        self.app = app
+        self.settings = config.settings(env)
+        self.app = config.app(env)
+        self.front = Front(self.settings)
         self.storage = DurableObjectStorage(ctx.storage, to_js, create_proxy)
         self.actor: SessionActor | None = None
         self._alarm_loaded = False
 
-    async def _wake(self, session_id: str | None, create: bool) -> SessionActor | None:
+    # -- the front's ActorHost: this object hosts exactly one actor -------------------------
+
+    async def activate(self, session_id: str | None, create: bool) -> SessionActor | None:
         if self.actor is None:
             if not self._alarm_loaded:
                 await self.storage.load_alarm()
                 self._alarm_loaded = True
             stored = self.storage.get("id")
             if create:
-                self.storage.put("id", session_id.encode())  # type: ignore[union-attr]
+                self.storage.put("id", (session_id or "").encode())
             elif stored is None:
                 return None  # nothing was ever stored here: no such session
             else:
                 session_id = stored.decode()
-            self.actor = SessionActor(session_id, self.app, self.storage, self.settings.http,  # type: ignore[arg-type]
+            self.actor = SessionActor(session_id or "", self.app, self.storage, self.settings.http,
                                       self.settings.lifetimes, fresh=create)
         return self.actor
 
-    async def fetch(self, request):
-        check = request.headers.get(CONTRACT_HEADER)
-        if check:  # a test hook (MCP_ACTORS_TEST_HOOKS=1): this object is a fresh namespace
-            return await self._contract(check)
-        route = _decode_route(request.headers.get(ROUTE_HEADER))
-        session_id = request.headers.get(SESSION_HEADER)
-        body = await request.bytes() if route.needs_body else b""
-        msg = http.decode_body(body) if body else None
-        try:
-            actor = await self._wake(session_id, route.action in router.CREATES)
-            if actor is None:
-                raise http.session_not_found(session_id or "", msg)
-            if route.action in router.CREATES:
-                actor.arm(route.transport)
-            reply = await actor.serve(route, msg)
-            if actor.closed:
-                self.actor = None
-        except HttpError as exc:
-            return error_response(exc, route.headers)
-        return self._respond(reply, route.headers + reply.headers, request)
+    def forget(self, actor: SessionActor) -> None:
+        self.actor = None
 
-    def _respond(self, reply: Reply, extra: tuple, request) -> Response:
-        if reply.content_type is None:
-            return Response(None, status=reply.status, headers=dict(extra) or None)
-        headers = dict(_SSE_HEADERS if reply.content_type == protocol.CONTENT_SSE else _JSON_HEADERS)
-        headers.update(dict(extra))
-        conn = reply.connection
+    # -- requests ------------------------------------------------------------------------------
+
+    async def fetch(self, request):
+        check = request.headers.get(contract_hook.HEADER)
+        if check and config.test_hooks(self.env):  # this object is a fresh namespace
+            return await contract_hook.run(check, self.storage)
+        route = _decode_route(request.headers.get(ROUTE_HEADER))
+        body = await request.bytes() if route.needs_body else b""
+        response = await self.front.serve(route, http.decode_body(body) if body else None, self)
+        headers = str_headers(response.headers)
+        conn = response.stream
         if conn is None:
-            return Response(reply.body, status=reply.status, headers=headers)
+            return Response(response.body or None, status=response.status, headers=headers)
         stream = js.TransformStream.new()
-        writer = stream.writable.getWriter()
-        task = asyncio.get_running_loop().create_task(self._pump(writer, reply.body, conn))
+        writer = JsStreamWriter(stream.writable.getWriter(), to_js)
+        task = asyncio.get_running_loop().create_task(self.front.pump(response, writer))
 
         def client_left(*_):
             # A write to a client that left never settles: end the pump from here.
@@ -116,33 +93,10 @@ class SessionObject(DurableObject):
         signal = getattr(request.js_object, "signal", None)
         if signal is not None:
             signal.addEventListener("abort", create_proxy(client_left))
-        return Response(stream.readable, status=reply.status, headers=headers)
-
-    async def _pump(self, writer, head: bytes, conn: Connection) -> None:
-        try:
-            if head:
-                await writer.write(to_js(head))
-            while True:
-                data = await conn.next(self.settings.keepalive)
-                if data is None:
-                    break
-                await writer.write(to_js(data))
-            await writer.close()
-        except BaseException:  # the client went away; its events stay in the log
-            pass
-        finally:
-            conn.owner.detach(conn)
-
-    async def _contract(self, check: str) -> Response:
-        try:
-            await storage_contract.run(check, self.storage)
-        except Exception as exc:  # report, so the test shows what broke
-            return Response(json_encode({"check": check, "error": f"{type(exc).__name__}: {exc}"}).decode(),
-                            status=500, headers=_JSON_HEADERS)
-        return Response(json_encode({"check": check, "ok": True}).decode(), headers=_JSON_HEADERS)
+        return Response(stream.readable, status=response.status, headers=headers)
 
     async def alarm(self, *_args):
-        actor = await self._wake(None, create=False)
+        actor = await self.activate(None, create=False)
         if actor is None:
             return
         if await actor.alarm():

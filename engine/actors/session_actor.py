@@ -1,20 +1,41 @@
 """The session actor: one per session, the same code in every runtime.
 
-It owns a :class:`~engine.session.Session` (protocol state), an
-:class:`~engine.eventlog.EventLog` (streams and their events) and the session's live work:
-running handlers, live connections, and futures for requests sent to the client. A runtime
-adapter (the local ASGI server, the Cloudflare Durable Object) routes a request with
-:mod:`engine.router`, calls :meth:`serve`, and turns the :class:`~engine.connection.Reply`
-it gets back into an HTTP response; it calls :meth:`alarm` when storage's alarm fires. Both runtimes are asyncio (uvicorn here, Pyodide in workerd), so the
-actor uses asyncio futures and tasks directly, and only for work that really waits.
+It owns a :class:`~engine.protocol.session.Session` (protocol state), an
+:class:`~engine.protocol.eventlog.EventLog` (streams and their events) and the session's
+live work: running handlers, live connections, and futures for requests sent to the
+client. The runtime-neutral front (:mod:`engine.actors.front`) finds or creates it, calls
+:meth:`SessionActor.serve` with a routed request and turns the
+:class:`~engine.actors.connection.Reply` into an HTTP response; the runtime calls
+:meth:`SessionActor.alarm` when storage's alarm fires. Handlers see it through the
+:class:`~engine.app.context.HandlerHost` port, never directly.
 
-Input gate: a message's whole state transition (admission, dispatch, event-log append)
-runs without awaiting, so messages are applied one at a time in arrival order, as a
-Durable Object's input gate guarantees. The only await before a reply is released is the
-storage barrier (``flush``), the output gate.
+Everything that affects the order of what is stored and what is sent lives in this file.
+The rules, in the order a message meets them:
 
-Ordering rule: every message for a client is appended to the event log first and only
-then pushed to a connection, so what a dropped connection missed is always replayable.
+1. **Input gate.** A message's whole state transition (admission, the start of its
+   handler, every event-log append it causes) runs without awaiting. asyncio runs one
+   callback at a time, so messages apply one at a time in arrival order, as a Durable
+   Object's input gate guarantees; nothing here takes a lock, and nothing may await
+   between reading state and writing it back.
+2. **Log before push.** Every message for a client is appended to the event log (and so
+   written to storage) before it is pushed to any connection, so what a dropped
+   connection missed is always replayable with ``Last-Event-ID``.
+3. **Output gate.** No byte reaches a client before the writes it depends on are
+   committed: a reply returns only after ``storage.flush()``, and a connection hands its
+   queued frames to the runtime only after the same barrier. ``flush`` is the only await
+   between a request's arrival and its reply being released.
+4. **Register before await.** A streaming request's connection is registered before the
+   first await after its handler starts, so every frame the handler emits is queued on it.
+5. **Record what outlives a tick.** A request stream that stays open past the tick that
+   opened it gets a stored record; a request sent to the client is stored under
+   ``p/<id>`` before it is emitted and deleted when answered or timed out. A restart
+   finds these and ends them: each unfinished request stream gets the -32603 "server
+   restarted" error, so a resuming client is answered instead of waiting forever.
+6. **Closed first.** :meth:`close` sets ``closed`` before cancelling handlers, so a
+   cancelled handler never finishes its stream: in a durable store the stream stays
+   unfinished, and rule 5 ends it on the next activation.
+7. **Session state** (``meta``) is written when it changes (``initialize``, the log
+   level, subscriptions); the last-activity time at most every ``seen_every`` seconds.
 """
 
 from __future__ import annotations
@@ -22,22 +43,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Callable
 
 import msgspec
 from msgspec import UNSET
 
-from . import jsonrpc, protocol, router, sse
-from .app import App
+from ..app.context import ClientError, Context
+from ..app.dispatch import METHODS, str_param
+from ..protocol import jsonrpc, router, spec, sse
+from ..protocol.eventlog import GET_STREAM, BadEventId, EventLog, Stream, StreamLimits
+from ..protocol.http import HttpConfig, HttpError, legacy_session_mismatch
+from ..protocol.jsonrpc import Message, ProtocolError, RequestId
+from ..protocol.router import Route
+from ..protocol.session import Session
+from ..protocol.storage import Storage
 from .connection import ACCEPTED, Connection, Reply
-from .context import ClientError, Context
-from .dispatch import METHODS
-from .eventlog import GET_STREAM, BadEventId, EventLog, Stream, StreamLimits
-from .http import HttpConfig, HttpError, legacy_session_mismatch
-from .jsonrpc import Message, ProtocolError, RequestId
-from .router import Route
-from .session import Session
-from .storage import Storage
 
 log = logging.getLogger("engine")
 
@@ -47,7 +67,7 @@ def _error_payload(rid: RequestId, exc: Exception, method: str) -> bytes:
     if isinstance(exc, ProtocolError):
         return jsonrpc.error(rid, exc.code, exc.message, exc.data)
     log.exception("handler for %s failed", method, exc_info=exc)
-    return jsonrpc.error(rid, protocol.INTERNAL_ERROR, f"Internal error: {exc}")
+    return jsonrpc.error(rid, spec.INTERNAL_ERROR, f"Internal error: {exc}")
 
 
 class Lifetimes(msgspec.Struct, kw_only=True, frozen=True):
@@ -87,7 +107,7 @@ class SessionActor:
     __slots__ = ("app", "storage", "config", "lifetimes", "session", "log", "connections", "tasks",
                  "waiters", "closed", "last_active")
 
-    def __init__(self, session_id: str, app: App, storage: Storage, config: HttpConfig,
+    def __init__(self, session_id: str, app: Any, storage: Storage, config: HttpConfig,
                  lifetimes: Lifetimes | None = None, fresh: bool = False):
         """``fresh``: a session being created (nothing to read back from storage)."""
         self.app = app
@@ -115,13 +135,13 @@ class SessionActor:
         """
         for stream in self.log.orphans():
             if stream.request_id is not None:
-                self.log.append(stream, jsonrpc.error(stream.request_id, protocol.INTERNAL_ERROR, RESTARTED))
+                self.log.append(stream, jsonrpc.error(stream.request_id, spec.INTERNAL_ERROR, RESTARTED))
             self.log.finish(stream, delivered=False)
         self.storage.delete_prefix("p/")
         if self.session.legacy:  # its stream died with the process, and cannot be resumed
             self.storage.set_alarm(time.time() + self.lifetimes.legacy_grace)
 
-    def arm(self, transport: str = protocol.TRANSPORT_STREAMABLE) -> None:
+    def arm(self, transport: str = spec.TRANSPORT_STREAMABLE) -> None:
         """A new session: its transport and its expiry alarm. The state is written by what
         comes next in the same tick (``initialize``, or opening the HTTP+SSE stream)."""
         self.session.state.transport = transport
@@ -177,10 +197,10 @@ class SessionActor:
         if action == router.OPEN:
             reply = await self.post(msg)  # type: ignore[arg-type]
             return Reply(reply.status, reply.content_type, reply.body, reply.connection,
-                         ((protocol.HEADER_SESSION_ID, self.session.id),))
+                         ((spec.HEADER_SESSION_ID, self.session.id),))
         if action == router.LEGACY_OPEN:
             return await self.open_legacy_stream(
-                f"{route.endpoint}?{protocol.LEGACY_SESSION_PARAM}={self.session.id}")
+                f"{route.endpoint}?{spec.LEGACY_SESSION_PARAM}={self.session.id}")
         if self.session.state.transport != route.transport:
             raise legacy_session_mismatch(self.session.state.transport)
         if action == router.LISTEN:
@@ -209,7 +229,7 @@ class SessionActor:
         params = msg.params if msg.params is not UNSET else {}
         if self.session.legacy:
             return await self._legacy_request(rid, method, params)
-        sse_reply = not self.config.json_response and method != protocol.INITIALIZE
+        sse_reply = not self.config.json_response and method != spec.INITIALIZE
         try:
             self.session.begin(rid)
         except ProtocolError as exc:
@@ -225,7 +245,7 @@ class SessionActor:
             else:
                 self.session.end(rid)
             await self.storage.flush()
-            return Reply(200, protocol.CONTENT_JSON, payload) if payload else ACCEPTED
+            return Reply(200, spec.CONTENT_JSON, payload) if payload else ACCEPTED
         stream = self.log.open(rid)
         ctx = Context(self, rid, params, stream)
         payload = self._start(ctx, method)
@@ -234,14 +254,13 @@ class SessionActor:
             head = self._prime(stream, store=False) + self.log.append(stream, payload)
             self.log.finish(stream, delivered=True)
             await self.storage.flush()
-            return Reply(200, protocol.CONTENT_SSE, head)
+            return Reply(200, spec.CONTENT_SSE, head)
         self.log.persist(stream)
         # Registered before any await: whatever the task emits from here on is queued on it.
-        conn = Connection(self, stream.id)
-        self.connections[stream.id] = conn
+        conn = self._connect(stream.id)
         head = self._prime(stream)
         await self.storage.flush()
-        return Reply(200, protocol.CONTENT_SSE, head, conn)
+        return Reply(200, spec.CONTENT_SSE, head, conn)
 
     async def _legacy_request(self, rid: RequestId, method: str, params: dict) -> Reply:
         """HTTP+SSE: the POST gets 202 and everything, the response too, goes on the stream."""
@@ -260,12 +279,12 @@ class SessionActor:
 
     async def _immediate(self, payload: bytes, sse_reply: bool) -> Reply:
         if not sse_reply:
-            return Reply(200, protocol.CONTENT_JSON, payload)
+            return Reply(200, spec.CONTENT_JSON, payload)
         stream = self.log.open(None)
         head = self._prime(stream, store=False) + self.log.append(stream, payload)
         self.log.finish(stream, delivered=True)
         await self.storage.flush()
-        return Reply(200, protocol.CONTENT_SSE, head)
+        return Reply(200, spec.CONTENT_SSE, head)
 
     def _prime(self, stream: Stream, store: bool = True) -> bytes:
         if not self.session.primes:
@@ -274,10 +293,10 @@ class SessionActor:
 
     def _start(self, ctx: Context, method: str) -> bytes | None:
         """Run the handler; the response bytes if it finished inline, else None (a task runs)."""
-        handler = METHODS.get(method)
+        handler = SESSION_METHODS.get(method) or METHODS.get(method)
         rid = ctx.request_id
         if handler is None:
-            return jsonrpc.error(rid, protocol.METHOD_NOT_FOUND, f"Method not found: {method}")
+            return jsonrpc.error(rid, spec.METHOD_NOT_FOUND, f"Method not found: {method}")
         try:
             result = handler(ctx)
         except Exception as exc:
@@ -326,9 +345,9 @@ class SessionActor:
     def _notification(self, msg: Message) -> None:
         method = msg.method
         params = msg.params if msg.params is not UNSET else {}
-        if method == protocol.INITIALIZED:
+        if method == spec.INITIALIZED:
             self.session.initialized()
-        elif method == protocol.CANCELLED:
+        elif method == spec.CANCELLED:
             entry = self.tasks.get(params.get("requestId"))  # type: ignore[arg-type]
             if entry is not None:
                 entry[1].cancelled = True
@@ -354,7 +373,7 @@ class SessionActor:
             try:
                 stream, frames = self.log.replay(last_event_id)
             except BadEventId as exc:
-                raise HttpError(400, protocol.INVALID_REQUEST, f"Bad Request: {exc}") from None
+                raise HttpError(400, spec.INVALID_REQUEST, f"Bad Request: {exc}") from None
             old = self.connections.pop(stream.id, None)
             if old is not None:  # the client resumed on a new connection; the old one is dead to it
                 old.close()
@@ -362,33 +381,35 @@ class SessionActor:
             if stream.finished:
                 self.log.delivered(stream)
                 await self.storage.flush()
-                return Reply(200, protocol.CONTENT_SSE, body)
+                return Reply(200, spec.CONTENT_SSE, body)
         else:
             stream = self.log.streams[GET_STREAM]
             current = self.connections.get(GET_STREAM)
             if current is not None and not current.closed:
                 raise HttpError(
                     409,
-                    protocol.INVALID_REQUEST,
+                    spec.INVALID_REQUEST,
                     "Conflict: this session already has an open GET stream; close it first, or "
                     "resume it with Last-Event-ID",
                 )
             body = self._prime(stream)
-        conn = Connection(self, stream.id)
-        self.connections[stream.id] = conn
+        conn = self._connect(stream.id)
         await self.storage.flush()
-        return Reply(200, protocol.CONTENT_SSE, body, conn)
+        return Reply(200, spec.CONTENT_SSE, body, conn)
 
     async def open_legacy_stream(self, endpoint_url: str) -> Reply:
         """GET on the SSE path: the session's one stream, opening with its ``endpoint`` event."""
         self.session.save()  # the session exists from now on, before any initialize
-        conn = Connection(self, GET_STREAM)
-        self.connections[GET_STREAM] = conn
+        conn = self._connect(GET_STREAM)
         await self.storage.flush()
-        return Reply(200, protocol.CONTENT_SSE, sse.endpoint(endpoint_url), conn)
+        return Reply(200, spec.CONTENT_SSE, sse.endpoint(endpoint_url), conn)
 
-    def detach(self, conn: Connection) -> None:
-        """The adapter's connection ended (client went away or we closed it)."""
+    def _connect(self, stream_id: int) -> Connection:
+        conn = self.connections[stream_id] = Connection(stream_id, self.storage.flush, self._detached)
+        return conn
+
+    def _detached(self, conn: Connection) -> None:
+        """A connection's response ended (client went away or we closed it)."""
         if self.connections.get(conn.stream_id) is conn:
             del self.connections[conn.stream_id]
             if self.session.legacy and not self.closed:
@@ -404,7 +425,31 @@ class SessionActor:
         if conn is not None:
             conn.push(frame)
 
-    def close_connection(self, stream: Stream) -> None:
+    # -- the HandlerHost port (what a Context asks of us) -------------------------------------
+
+    @property
+    def session_id(self) -> str:
+        return self.session.id
+
+    @property
+    def protocol_version(self) -> str:
+        return self.session.state.version
+
+    @property
+    def client_info(self) -> dict:
+        return self.session.state.client_info
+
+    @property
+    def client_capabilities(self) -> dict:
+        return self.session.state.client_capabilities
+
+    def logs(self, level: str) -> bool:
+        return self.session.logs(level)
+
+    def progress(self, stream: Stream, params: dict) -> None:
+        self.emit(stream, jsonrpc.notification(spec.PROGRESS, params))
+
+    def close_stream(self, stream: Stream) -> None:
         if not self.session.primes or stream.finished:
             return
         conn = self.connections.pop(stream.id, None)
@@ -438,7 +483,7 @@ class SessionActor:
         try:
             return await asyncio.wait_for(waiter, timeout)
         except asyncio.TimeoutError:
-            raise ClientError(protocol.REQUEST_TIMEOUT,
+            raise ClientError(spec.REQUEST_TIMEOUT,
                               f"The client did not answer {method} within {timeout:g} s") from None
         finally:
             self.waiters.pop(rid, None)
@@ -462,10 +507,50 @@ class SessionActor:
         self.connections.clear()
         for waiter in self.waiters.values():
             if not waiter.done():
-                waiter.set_exception(ClientError(protocol.INTERNAL_ERROR, "The session was closed"))
+                waiter.set_exception(ClientError(spec.INTERNAL_ERROR, "The session was closed"))
 
     def end(self) -> None:
         """The session is over (DELETE or expiry): stop, and delete everything it stored."""
         self.close()
         self.log.drop()
         self.storage.delete_alarm()
+
+
+# -- the session's own methods ---------------------------------------------------------------
+# Methods that change the session, consulted before the app's table (engine.app.dispatch).
+
+
+def _initialize(ctx: Context) -> dict:
+    actor: SessionActor = ctx.host  # type: ignore[assignment]
+    app = actor.app
+    result: dict[str, Any] = {
+        "protocolVersion": actor.session.initialize(ctx.params),
+        "capabilities": app.capabilities(),
+        "serverInfo": app.server_info(),
+    }
+    if app.instructions:
+        result["instructions"] = app.instructions
+    return result
+
+
+def _set_level(ctx: Context) -> dict:
+    ctx.host.session.set_log_level(ctx.params.get("level"))  # type: ignore[attr-defined]
+    return {}
+
+
+def _subscribe(ctx: Context) -> dict:
+    ctx.host.session.subscribe(str_param(ctx, "uri"))  # type: ignore[attr-defined]
+    return {}
+
+
+def _unsubscribe(ctx: Context) -> dict:
+    ctx.host.session.unsubscribe(str_param(ctx, "uri"))  # type: ignore[attr-defined]
+    return {}
+
+
+SESSION_METHODS: dict[str, Callable[[Context], Any]] = {
+    spec.INITIALIZE: _initialize,
+    "logging/setLevel": _set_level,
+    "resources/subscribe": _subscribe,
+    "resources/unsubscribe": _unsubscribe,
+}

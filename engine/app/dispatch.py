@@ -1,5 +1,8 @@
-"""The method table: which code answers each client request.
+"""The app's method table: which code answers each client request about the app.
 
+These are the methods every era shares (tools, resources, prompts, completion, ping);
+methods that change a session (``initialize``, ``logging/setLevel``,
+``resources/subscribe``) belong to the session actor, which consults its own table first.
 A handler takes the request's :class:`Context` and returns the JSON-RPC ``result``, or an
 awaitable of it when user code is async. Sync work (listings, pings, sync tools) therefore
 answers without creating a task. Protocol errors are raised as ``ProtocolError``; a tool
@@ -15,26 +18,27 @@ from typing import Any, Awaitable, Callable
 
 import msgspec
 
-from . import content, protocol
+from ..protocol import spec
+from . import content
 from .context import Context
-from .jsonrpc import ProtocolError
+from ..protocol.jsonrpc import ProtocolError
 
 log = logging.getLogger("engine")
 
 Handler = Callable[[Context], Any]
 
 
-def _str_param(ctx: Context, key: str) -> str:
+def str_param(ctx: Context, key: str) -> str:
     value = ctx.params.get(key)
     if not isinstance(value, str):
-        raise ProtocolError(protocol.INVALID_PARAMS, f"Invalid params: '{key}' must be a string")
+        raise ProtocolError(spec.INVALID_PARAMS, f"Invalid params: '{key}' must be a string")
     return value
 
 
 def _args(ctx: Context, key: str) -> dict | None:
     value = ctx.params.get(key)
     if value is not None and not isinstance(value, dict):
-        raise ProtocolError(protocol.INVALID_PARAMS, f"Invalid params: '{key}' must be an object")
+        raise ProtocolError(spec.INVALID_PARAMS, f"Invalid params: '{key}' must be an object")
     return value
 
 
@@ -49,28 +53,10 @@ async def _finish_later(awaitable: Awaitable, finish: Callable[[Any], Any]) -> A
     return finish(await awaitable)
 
 
-# -- lifecycle and utilities ---------------------------------------------------------------
-
-
-def initialize(ctx: Context) -> dict:
-    app = ctx.actor.app
-    version = ctx.actor.session.initialize(ctx.params)
-    result: dict[str, Any] = {
-        "protocolVersion": version,
-        "capabilities": app.capabilities(),
-        "serverInfo": app.server_info(),
-    }
-    if app.instructions:
-        result["instructions"] = app.instructions
-    return result
+# -- utilities --------------------------------------------------------------------------------
 
 
 def ping(ctx: Context) -> dict:
-    return {}
-
-
-def set_level(ctx: Context) -> dict:
-    ctx.actor.session.set_log_level(ctx.params.get("level"))
     return {}
 
 
@@ -78,14 +64,14 @@ def set_level(ctx: Context) -> dict:
 
 
 def list_tools(ctx: Context) -> dict:
-    return ctx.actor.app.listing("tools")
+    return ctx.app.listing("tools")
 
 
 def call_tool(ctx: Context) -> Any:
-    name = _str_param(ctx, "name")
-    tool = ctx.actor.app.tools.get(name)
+    name = str_param(ctx, "name")
+    tool = ctx.app.tools.get(name)
     if tool is None:
-        raise ProtocolError(protocol.INVALID_PARAMS, f"Unknown tool: {name!r}; tools/list names the tools")
+        raise ProtocolError(spec.INVALID_PARAMS, f"Unknown tool: {name!r}; tools/list names the tools")
     try:
         kwargs = tool.signature.convert(_args(ctx, "arguments"))
     except (msgspec.ValidationError, TypeError) as exc:
@@ -132,55 +118,45 @@ def _tool_failed(name: str, exc: Exception) -> dict:
 
 
 def list_resources(ctx: Context) -> dict:
-    return ctx.actor.app.listing("resources")
+    return ctx.app.listing("resources")
 
 
 def list_templates(ctx: Context) -> dict:
-    return ctx.actor.app.listing("templates")
+    return ctx.app.listing("templates")
 
 
 def read_resource(ctx: Context) -> Any:
-    uri = _str_param(ctx, "uri")
-    found = ctx.actor.app.find_resource(uri)
+    uri = str_param(ctx, "uri")
+    found = ctx.app.find_resource(uri)
     if found is None:
-        raise ProtocolError(protocol.RESOURCE_NOT_FOUND, f"Resource not found: {uri}", data={"uri": uri})
+        raise ProtocolError(spec.RESOURCE_NOT_FOUND, f"Resource not found: {uri}", data={"uri": uri})
     res, variables = found
     try:
         kwargs = res.signature.convert(variables)
     except msgspec.ValidationError as exc:
-        raise ProtocolError(protocol.INVALID_PARAMS, f"Invalid resource URI {uri}: {exc}") from None
+        raise ProtocolError(spec.INVALID_PARAMS, f"Invalid resource URI {uri}: {exc}") from None
     if res.signature.context_param:
         kwargs[res.signature.context_param] = ctx
     return _call(res.fn, res.is_async, kwargs,
                  lambda value: {"contents": content.resource_contents(uri, value, res.mime_type)})
 
 
-def subscribe(ctx: Context) -> dict:
-    ctx.actor.session.subscribe(_str_param(ctx, "uri"))
-    return {}
-
-
-def unsubscribe(ctx: Context) -> dict:
-    ctx.actor.session.unsubscribe(_str_param(ctx, "uri"))
-    return {}
-
-
 # -- prompts ---------------------------------------------------------------------------------------
 
 
 def list_prompts(ctx: Context) -> dict:
-    return ctx.actor.app.listing("prompts")
+    return ctx.app.listing("prompts")
 
 
 def get_prompt(ctx: Context) -> Any:
-    name = _str_param(ctx, "name")
-    prompt = ctx.actor.app.prompts.get(name)
+    name = str_param(ctx, "name")
+    prompt = ctx.app.prompts.get(name)
     if prompt is None:
-        raise ProtocolError(protocol.INVALID_PARAMS, f"Unknown prompt: {name!r}; prompts/list names the prompts")
+        raise ProtocolError(spec.INVALID_PARAMS, f"Unknown prompt: {name!r}; prompts/list names the prompts")
     try:
         kwargs = prompt.signature.convert(_args(ctx, "arguments"))
     except msgspec.ValidationError as exc:
-        raise ProtocolError(protocol.INVALID_PARAMS, f"Invalid arguments for prompt {name}: {exc}") from None
+        raise ProtocolError(spec.INVALID_PARAMS, f"Invalid arguments for prompt {name}: {exc}") from None
     if prompt.signature.context_param:
         kwargs[prompt.signature.context_param] = ctx
     description = prompt.listing["description"]
@@ -203,9 +179,9 @@ def complete(ctx: Context) -> Any:
     ref_type = ref.get("type")
     key = ref.get("name") if ref_type == "ref/prompt" else ref.get("uri")
     if ref_type not in ("ref/prompt", "ref/resource") or not isinstance(key, str):
-        raise ProtocolError(protocol.INVALID_PARAMS, "Invalid params: 'ref' must be a ref/prompt with a name "
+        raise ProtocolError(spec.INVALID_PARAMS, "Invalid params: 'ref' must be a ref/prompt with a name "
                                                      "or a ref/resource with a uri")
-    completer = ctx.actor.app.completers.get((ref_type, key))
+    completer = ctx.app.completers.get((ref_type, key))
     context_args = (_args(ctx, "context") or {}).get("arguments") or {}
 
     def finish(values: Any) -> dict:
@@ -221,16 +197,12 @@ def complete(ctx: Context) -> Any:
 
 
 METHODS: dict[str, Handler] = {
-    protocol.INITIALIZE: initialize,
     "ping": ping,
-    "logging/setLevel": set_level,
     "tools/list": list_tools,
     "tools/call": call_tool,
     "resources/list": list_resources,
     "resources/templates/list": list_templates,
     "resources/read": read_resource,
-    "resources/subscribe": subscribe,
-    "resources/unsubscribe": unsubscribe,
     "prompts/list": list_prompts,
     "prompts/get": get_prompt,
     "completion/complete": complete,

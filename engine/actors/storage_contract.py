@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
 
-from .storage import Storage
+from ..protocol.storage import Storage
 
 
 def _eq(got: Any, want: Any, what: str) -> None:

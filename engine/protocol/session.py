@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from . import protocol
+from . import spec
 from .jsonrpc import ProtocolError, RequestId
 from .storage import Storage
 
@@ -28,9 +28,9 @@ NEW, READY, OPERATING, CLOSED = "new", "ready", "operating", "closed"
 class SessionState(msgspec.Struct, kw_only=True):
     """The part of a session that must outlive any one request; stored under ``meta``."""
 
-    version: str = protocol.LATEST_VERSION
+    version: str = spec.LATEST_VERSION
     #: Which HTTP transport the session was opened on; it keeps to it.
-    transport: str = protocol.TRANSPORT_STREAMABLE
+    transport: str = spec.TRANSPORT_STREAMABLE
     client_info: dict = {}
     client_capabilities: dict = {}
     phase: str = NEW
@@ -47,9 +47,9 @@ _decode_state = msgspec.json.Decoder(SessionState).decode
 
 def negotiate(requested: Any) -> str:
     """lifecycle: answer with the client's version when we speak it, else our latest."""
-    if isinstance(requested, str) and requested in protocol.SESSION_VERSIONS:
+    if isinstance(requested, str) and requested in spec.SESSION_VERSIONS:
         return requested
-    return protocol.LATEST_VERSION
+    return spec.LATEST_VERSION
 
 
 class Session:
@@ -70,7 +70,7 @@ class Session:
 
     def initialize(self, params: dict) -> str:
         if self.state.phase != NEW:
-            raise ProtocolError(protocol.INVALID_REQUEST, "Session is already initialized")
+            raise ProtocolError(spec.INVALID_REQUEST, "Session is already initialized")
         caps = params.get("capabilities")
         info = params.get("clientInfo")
         self.state.version = negotiate(params.get("protocolVersion"))
@@ -94,12 +94,12 @@ class Session:
     def primes(self) -> bool:
         """Whether this client's SSE streams get a priming event (2025-11-25 and later,
         Streamable HTTP only: an HTTP+SSE stream starts with its ``endpoint`` event)."""
-        return self.state.version in protocol.PRIMING_VERSIONS and not self.legacy
+        return self.state.version in spec.PRIMING_VERSIONS and not self.legacy
 
     @property
     def legacy(self) -> bool:
         """On the 2024-11-05 HTTP+SSE transport: every message goes out on the one GET stream."""
-        return self.state.transport == protocol.TRANSPORT_SSE
+        return self.state.transport == spec.TRANSPORT_SSE
 
     def save(self) -> None:
         self.storage.put("meta", _encode(self.state))
@@ -110,7 +110,7 @@ class Session:
         """Admit a client request; a reused in-flight id is refused at once, never queued."""
         if request_id in self.in_flight:
             raise ProtocolError(
-                protocol.INVALID_REQUEST,
+                spec.INVALID_REQUEST,
                 f"Request id {request_id!r} is already in flight in this session; "
                 "every request needs an id not used before",
             )
@@ -127,17 +127,17 @@ class Session:
     # -- logging and subscriptions ------------------------------------------------------
 
     def set_log_level(self, level: Any) -> None:
-        if level not in protocol.LOG_SEVERITY:
+        if level not in spec.LOG_SEVERITY:
             raise ProtocolError(
-                protocol.INVALID_PARAMS,
-                f"Unknown log level {level!r}; use one of {', '.join(protocol.LOG_LEVELS)}",
+                spec.INVALID_PARAMS,
+                f"Unknown log level {level!r}; use one of {', '.join(spec.LOG_LEVELS)}",
             )
         self.state.log_level = level
         self.save()
 
     def logs(self, level: str) -> bool:
         floor = self.state.log_level
-        return floor is None or protocol.LOG_SEVERITY.get(level, 0) >= protocol.LOG_SEVERITY[floor]
+        return floor is None or spec.LOG_SEVERITY.get(level, 0) >= spec.LOG_SEVERITY[floor]
 
     def subscribe(self, uri: str) -> None:
         if uri not in self.state.subscriptions:

@@ -14,9 +14,9 @@ import asyncio
 import os
 import sqlite3
 from pathlib import Path
-
-from .storage import key_range
 from typing import Callable, TypeVar
+
+from ..protocol.storage import key_range
 
 T = TypeVar("T")
 

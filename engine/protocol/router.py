@@ -1,8 +1,8 @@
 """Which action an HTTP request asks for, with the HTTP rules applied in their order.
 
-Sans-IO and shared by every runtime: the local ASGI adapter and the Cloudflare Worker both
-call :func:`route` on a request's head, read the body if the route needs one, call
-:func:`admit` on it, and hand the resulting :class:`Route` to the session actor's
+Sans-IO and shared by every runtime through :mod:`engine.actors.front`, which calls
+:func:`route` on a request's head, reads the body if the route needs one, calls
+:func:`admit` on it, and hands the resulting :class:`Route` to the session actor's
 ``serve()``. The rules themselves live in :mod:`engine.http`; this module only fixes the
 order in which they apply, so no runtime can apply them differently.
 """
@@ -14,7 +14,7 @@ from typing import Mapping
 import msgspec
 from msgspec import UNSET
 
-from . import http, protocol
+from . import http, spec
 from .http import HttpConfig, HttpError
 from .jsonrpc import Message
 
@@ -31,7 +31,7 @@ PREFLIGHT = "preflight"  # a CORS preflight from an allowed origin
 CREATES = frozenset({OPEN, LEGACY_OPEN})
 
 _PREFLIGHT_HEADERS = (
-    ("access-control-allow-methods", protocol.ALLOWED_METHODS),
+    ("access-control-allow-methods", spec.ALLOWED_METHODS),
     ("access-control-allow-headers",
      "content-type, accept, authorization, mcp-session-id, mcp-protocol-version, last-event-id"),
     ("access-control-max-age", "86400"),
@@ -41,14 +41,14 @@ _PREFLIGHT_HEADERS = (
 class Paths(msgspec.Struct, frozen=True, kw_only=True):
     mcp: str = "/mcp"
     #: The HTTP+SSE transport's paths; None turns it off.
-    sse: str | None = protocol.DEFAULT_SSE_PATH
-    messages: str | None = protocol.DEFAULT_MESSAGES_PATH
+    sse: str | None = spec.DEFAULT_SSE_PATH
+    messages: str | None = spec.DEFAULT_MESSAGES_PATH
 
 
 class Route(msgspec.Struct, kw_only=True):
     action: str
     session_id: str | None = None
-    transport: str = protocol.TRANSPORT_STREAMABLE
+    transport: str = spec.TRANSPORT_STREAMABLE
     needs_body: bool = False
     last_event_id: str | None = None
     #: For LEGACY_OPEN: the path the stream's endpoint event names (the session id is added).
@@ -66,12 +66,19 @@ def cors_headers(headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
             ("vary", "origin"))
 
 
+def error_headers(r: Route | None, headers: Mapping[str, str], status: int) -> tuple[tuple[str, str], ...]:
+    """CORS on error replies too, so a page can read why; never for a refused Origin or Host."""
+    if r is not None:
+        return r.headers
+    return () if status in (403, 421) else cors_headers(headers)
+
+
 def route(method: str, path: str, query: str, headers: Mapping[str, str], paths: Paths,
           config: HttpConfig, root_path: str = "") -> Route:
     """Phase one, from the request's head: the route, or the HttpError to answer with."""
     legacy = paths.sse is not None and paths.messages is not None
     if path != paths.mcp and not (legacy and path in (paths.sse, paths.messages)):
-        raise HttpError(404, protocol.INVALID_REQUEST, f"Not Found: the MCP endpoint is {paths.mcp}")
+        raise HttpError(404, spec.INVALID_REQUEST, f"Not Found: the MCP endpoint is {paths.mcp}")
     http.check_host_and_origin(headers, config)
     cors = cors_headers(headers)
     if path == paths.mcp:
@@ -81,11 +88,11 @@ def route(method: str, path: str, query: str, headers: Mapping[str, str], paths:
         if method == "GET":
             http.check_get(headers)
             requested = http.era(headers)
-            if requested not in protocol.SESSION_VERSIONS:
+            if requested not in spec.SESSION_VERSIONS:
                 raise http.stateless_not_served(requested)
             http.check_version_header(headers)
             return Route(action=LISTEN, session_id=http.require_session(headers),
-                         last_event_id=headers.get(protocol.HEADER_LAST_EVENT_ID) or None, headers=cors)
+                         last_event_id=headers.get(spec.HEADER_LAST_EVENT_ID) or None, headers=cors)
         if method == "DELETE":
             http.check_version_header(headers)
             return Route(action=END, session_id=http.require_session(headers), headers=cors)
@@ -96,12 +103,12 @@ def route(method: str, path: str, query: str, headers: Mapping[str, str], paths:
         if method != "GET":
             raise http.method_not_allowed(method, "GET", "the HTTP+SSE stream endpoint")
         http.check_get(headers)
-        return Route(action=LEGACY_OPEN, transport=protocol.TRANSPORT_SSE,
+        return Route(action=LEGACY_OPEN, transport=spec.TRANSPORT_SSE,
                      endpoint=f"{root_path}{paths.messages}", headers=cors)
     if method != "POST":
         raise http.method_not_allowed(method, "POST", "the HTTP+SSE message endpoint")
     http.check_legacy_post(headers, config)
-    return Route(action=LEGACY_MESSAGE, session_id=http.legacy_session(query), transport=protocol.TRANSPORT_SSE,
+    return Route(action=LEGACY_MESSAGE, session_id=http.legacy_session(query), transport=spec.TRANSPORT_SSE,
                  needs_body=True, headers=cors)
 
 
@@ -111,10 +118,10 @@ def admit(r: Route, headers: Mapping[str, str], body: bytes) -> Message:
     if r.action == LEGACY_MESSAGE:
         return msg
     requested = http.era(headers, msg)
-    if requested not in protocol.SESSION_VERSIONS:
+    if requested not in spec.SESSION_VERSIONS:
         raise http.stateless_not_served(requested, msg)  # the stateless era slots in here
-    if msg.method == protocol.INITIALIZE and msg.id is not UNSET:
-        if protocol.HEADER_SESSION_ID in headers:
+    if msg.method == spec.INITIALIZE and msg.id is not UNSET:
+        if spec.HEADER_SESSION_ID in headers:
             raise http.initialize_with_session(msg)
         r.action = OPEN
         return msg

@@ -12,6 +12,7 @@ import re
 from typing import Any, Callable
 
 from . import content, schema
+from .context import Context
 from .schema import Signature
 
 
@@ -42,7 +43,7 @@ class ResourceDef:
         self.listing = listing
         self.mime_type = mime_type
         self.is_async = inspect.iscoroutinefunction(fn)
-        self.signature = schema.signature_of(fn, f"resource_{fn.__name__}_args")
+        self.signature = schema.signature_of(fn, f"resource_{fn.__name__}_args", Context)
         self.pattern = _template_regex(uri) if "{" in uri else None
 
 
@@ -101,7 +102,7 @@ class App:
 
         def register(fn: Callable) -> Callable:
             tool_name = name or fn.__name__
-            sig = schema.signature_of(fn, f"{tool_name}_arguments")
+            sig = schema.signature_of(fn, f"{tool_name}_arguments", Context)
             ret = schema.return_type(fn)
             is_structured = (schema.is_object_type(ret) and not content.is_content_type(ret)
                              if structured is None else structured)
@@ -164,7 +165,7 @@ class App:
 
         def register(fn: Callable) -> Callable:
             prompt_name = name or fn.__name__
-            sig = schema.signature_of(fn, f"{prompt_name}_prompt_arguments")
+            sig = schema.signature_of(fn, f"{prompt_name}_prompt_arguments", Context)
             required = set(sig.schema.get("required", ()))
             listing: dict[str, Any] = {
                 "name": prompt_name,

@@ -9,12 +9,9 @@ passes the storage barrier first, so nothing reaches a client before it is commi
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import Awaitable, Callable
 
-from . import sse
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .actor import SessionActor
+from ..protocol import sse
 
 
 class Connection:
@@ -24,12 +21,16 @@ class Connection:
     adapter everything queued since its last call, after the storage barrier.
     """
 
-    __slots__ = ("owner", "stream_id", "storage", "chunks", "waiter", "closed", "poll")
+    __slots__ = ("stream_id", "flush", "on_detach", "chunks", "waiter", "closed", "poll")
 
-    def __init__(self, owner: "SessionActor", stream_id: int):
-        self.owner = owner
+    def __init__(self, stream_id: int, flush: Callable[[], Awaitable[None]],
+                 on_detach: Callable[["Connection"], None]):
+        """``flush``: the owner's storage barrier; ``on_detach``: told once when the
+        response ends, so the owner stops routing to it (handed in, so a connection
+        never needs to know its owner's type)."""
         self.stream_id = stream_id
-        self.storage = owner.storage
+        self.flush = flush
+        self.on_detach: Callable[[Connection], None] | None = on_detach
         self.chunks: list[bytes] = []
         self.waiter: asyncio.Future | None = None
         self.closed = False
@@ -67,11 +68,18 @@ class Connection:
         if self.chunks:
             data = b"".join(self.chunks)
             self.chunks.clear()
-            await self.storage.flush()
+            await self.flush()
             return data
         if self.closed:
             return None
         return sse.KEEPALIVE
+
+    def detach(self) -> None:
+        """The adapter's response ended (the client went away, or we closed it)."""
+        self.closed = True
+        callback, self.on_detach = self.on_detach, None
+        if callback is not None:
+            callback(self)
 
 
 class Reply:

@@ -3,7 +3,8 @@
 A handler's parameters become one msgspec Struct: msgspec then gives both the JSON Schema
 the client sees (``inputSchema``) and the validator the arguments go through, so what we
 advertise and what we accept cannot disagree. The context parameter, found by its
-annotation, is left out of both.
+annotation (the caller names the type, so this module imports no handler machinery), is
+left out of both.
 """
 
 from __future__ import annotations
@@ -31,12 +32,12 @@ class Signature(msgspec.Struct):
         return {name: getattr(value, name) for name in self.names}
 
 
-def _is_context(annotation: Any) -> bool:
-    from .context import Context
-
+def _is_context(annotation: Any, context_type: type | None) -> bool:
+    if context_type is None:
+        return False
     if typing.get_origin(annotation) is typing.Annotated:
         annotation = typing.get_args(annotation)[0]
-    return isinstance(annotation, type) and issubclass(annotation, Context)
+    return isinstance(annotation, type) and issubclass(annotation, context_type)
 
 
 def _description(annotation: Any) -> str | None:
@@ -47,7 +48,9 @@ def _description(annotation: Any) -> str | None:
     return None
 
 
-def signature_of(fn: Callable, type_name: str) -> Signature:
+def signature_of(fn: Callable, type_name: str, context_type: type | None = None) -> Signature:
+    """The handler's arguments as a Struct; the parameter annotated ``context_type`` (the
+    app passes :class:`~engine.app.context.Context`) is left out, and remembered."""
     hints = typing.get_type_hints(fn, include_extras=True)
     fields: list[tuple] = []
     names: list[str] = []
@@ -55,7 +58,7 @@ def signature_of(fn: Callable, type_name: str) -> Signature:
     context_param = None
     for name, param in inspect.signature(fn).parameters.items():
         annotation = hints.get(name, Any)
-        if _is_context(annotation):
+        if _is_context(annotation, context_type):
             context_param = name
             continue
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):

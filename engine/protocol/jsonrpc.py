@@ -13,7 +13,7 @@ from typing import Any, Union
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from . import protocol
+from . import spec
 
 RequestId = Union[int, str]
 
@@ -66,14 +66,14 @@ def decode(body: bytes) -> Message:
     except msgspec.ValidationError as exc:
         if body.lstrip()[:1] == b"[":
             raise ProtocolError(
-                protocol.INVALID_REQUEST,
+                spec.INVALID_REQUEST,
                 "JSON-RPC batches are not supported: send one message per POST",
             ) from None
         raise ProtocolError(
-            protocol.INVALID_REQUEST, f"Not a JSON-RPC 2.0 message: {exc}"
+            spec.INVALID_REQUEST, f"Not a JSON-RPC 2.0 message: {exc}"
         ) from None
     except msgspec.DecodeError as exc:
-        raise ProtocolError(protocol.PARSE_ERROR, f"Parse error: body is not valid JSON ({exc})") from None
+        raise ProtocolError(spec.PARSE_ERROR, f"Parse error: body is not valid JSON ({exc})") from None
     kind(msg)  # validates the shape
     return msg
 
@@ -81,16 +81,16 @@ def decode(body: bytes) -> Message:
 def kind(msg: Message) -> str:
     """Classify a decoded message, rejecting shapes JSON-RPC and MCP forbid."""
     if msg.jsonrpc != "2.0":
-        raise ProtocolError(protocol.INVALID_REQUEST, 'Not a JSON-RPC 2.0 message: "jsonrpc" must be "2.0"')
+        raise ProtocolError(spec.INVALID_REQUEST, 'Not a JSON-RPC 2.0 message: "jsonrpc" must be "2.0"')
     if msg.method is not UNSET:
         if msg.id is UNSET:
             return NOTIFICATION
         if msg.id is None:
-            raise ProtocolError(protocol.INVALID_REQUEST, "Request id must be a string or an integer, not null")
+            raise ProtocolError(spec.INVALID_REQUEST, "Request id must be a string or an integer, not null")
         return REQUEST
     if msg.id is UNSET or (msg.result is UNSET and msg.error is UNSET):
         raise ProtocolError(
-            protocol.INVALID_REQUEST,
+            spec.INVALID_REQUEST,
             'Not a JSON-RPC message: it needs "method" (request or notification) or "result"/"error" with an "id"',
         )
     return RESPONSE

@@ -1,24 +1,67 @@
 """The per-request context a handler receives by annotating a parameter ``Context``.
 
-It is the handler's window onto its session: progress and log notifications related to
-the request, requests to the client (sampling, elicitation, roots), the ids, and
-cancellation. Everything it sends goes through the actor, so it lands on the request's
-own stream, is logged for resumption and survives a dropped connection.
+It is the handler's window onto whatever runs it: progress and log notifications related
+to the request, requests to the client (sampling, elicitation, roots), the ids, and
+cancellation. A Context never knows what runs it: it talks to a :class:`HandlerHost`, a
+small port that the session actor implements today (and a stateless request or a task
+actor in the other eras). So a Context can exist without a session, and this module
+imports nothing from the actors.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 
-from . import jsonrpc, protocol
-from .jsonrpc import ProtocolError, RequestId
+from ..protocol import jsonrpc, spec
+from ..protocol.jsonrpc import ProtocolError, RequestId
+from .schema import object_schema
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .actor import SessionActor
-    from .eventlog import Stream
+
+class HandlerHost(Protocol):
+    """What a :class:`Context` needs from whatever runs its handler.
+
+    ``stream`` is the host's own handle for where the request's messages go; a Context
+    only passes it back. Everything the host sends is its business: the session actor
+    logs it for resumption before any connection sees it.
+    """
+
+    #: The :class:`~engine.app.application.App` being served.
+    app: Any
+
+    @property
+    def session_id(self) -> str | None: ...
+
+    @property
+    def protocol_version(self) -> str: ...
+
+    @property
+    def client_info(self) -> dict: ...
+
+    @property
+    def client_capabilities(self) -> dict: ...
+
+    def logs(self, level: str) -> bool:
+        """Whether a log message at ``level`` passes the client's chosen level."""
+        ...
+
+    def emit(self, stream: Any, payload: bytes) -> None:
+        """Send a message related to the request (a notification) on its stream."""
+        ...
+
+    def progress(self, stream: Any, params: dict) -> None:
+        """Report progress (``notifications/progress`` params, token included)."""
+        ...
+
+    async def request_client(self, stream: Any, method: str, params: dict | None, timeout: float) -> Any:
+        """Ask the client something and await its result (or a :class:`ClientError`)."""
+        ...
+
+    def close_stream(self, stream: Any) -> None:
+        """Close the request's connection now, leaving the client to resume it."""
+        ...
 
 
 class ClientError(Exception):
@@ -55,10 +98,10 @@ class Elicited(msgspec.Struct, kw_only=True):
 class Context:
     """Handed to a handler whose parameter is annotated ``Context``."""
 
-    __slots__ = ("actor", "request_id", "params", "stream", "progress_token", "cancelled")
+    __slots__ = ("host", "request_id", "params", "stream", "progress_token", "cancelled")
 
-    def __init__(self, actor: "SessionActor", request_id: RequestId, params: dict, stream: "Stream"):
-        self.actor = actor
+    def __init__(self, host: HandlerHost, request_id: RequestId, params: dict, stream: Any):
+        self.host = host
         self.request_id = request_id
         self.params = params
         self.stream = stream
@@ -69,20 +112,25 @@ class Context:
     # -- identity ---------------------------------------------------------------------
 
     @property
-    def session_id(self) -> str:
-        return self.actor.session.id
+    def app(self) -> Any:
+        return self.host.app
+
+    @property
+    def session_id(self) -> str | None:
+        """The session's id; None where there is no session (the stateless era)."""
+        return self.host.session_id
 
     @property
     def protocol_version(self) -> str:
-        return self.actor.session.state.version
+        return self.host.protocol_version
 
     @property
     def client_info(self) -> dict:
-        return self.actor.session.state.client_info
+        return self.host.client_info
 
     @property
     def client_capabilities(self) -> dict:
-        return self.actor.session.state.client_capabilities
+        return self.host.client_capabilities
 
     # -- notifications ------------------------------------------------------------------
 
@@ -95,18 +143,18 @@ class Context:
             params["total"] = total
         if message is not None:
             params["message"] = message
-        self.actor.emit(self.stream, jsonrpc.notification(protocol.PROGRESS, params))
+        self.host.progress(self.stream, params)
 
     async def log(self, level: str, data: Any, logger: str | None = None) -> None:
         """Send a log message, unless the client's ``logging/setLevel`` filters it out."""
-        if level not in protocol.LOG_SEVERITY:
+        if level not in spec.LOG_SEVERITY:
             raise ValueError(f"unknown log level {level!r}")
-        if not self.actor.session.logs(level):
+        if not self.host.logs(level):
             return
         params: dict[str, Any] = {"level": level, "data": data}
         if logger is not None:
             params["logger"] = logger
-        self.actor.emit(self.stream, jsonrpc.notification(protocol.LOG_MESSAGE, params))
+        self.host.emit(self.stream, jsonrpc.notification(spec.LOG_MESSAGE, params))
 
     async def debug(self, data: Any, logger: str | None = None) -> None:
         await self.log("debug", data, logger)
@@ -126,20 +174,20 @@ class Context:
         Only for clients at 2025-11-25 or later (they were primed with an event id and a
         ``retry`` delay); for older clients this does nothing.
         """
-        self.actor.close_connection(self.stream)
+        self.host.close_stream(self.stream)
 
     # -- requests to the client ---------------------------------------------------------
 
     def _require(self, capability: str, what: str) -> None:
-        if not self.actor.session.client_supports(capability):
+        if capability not in self.host.client_capabilities:
             raise CapabilityError(
-                protocol.INVALID_REQUEST,
+                spec.INVALID_REQUEST,
                 f"The client did not declare the '{capability}' capability, so the server cannot {what}",
             )
 
     async def request(self, method: str, params: dict | None = None, timeout: float = 300.0) -> Any:
         """Send a request to the client on this request's stream and await its result."""
-        return await self.actor.request_client(self.stream, method, params, timeout)
+        return await self.host.request_client(self.stream, method, params, timeout)
 
     async def sample(self, messages: str | list, *, max_tokens: int = 1000, system_prompt: str | None = None,
                      temperature: float | None = None, stop_sequences: list[str] | None = None,
@@ -162,8 +210,6 @@ class Context:
         """Ask the user for input (``elicitation/create``); ``schema`` is a dict or a Struct type."""
         self._require("elicitation", "ask the user for input")
         if not isinstance(schema, dict):
-            from .schema import object_schema
-
             schema = object_schema(schema)
         result = await self.request("elicitation/create", {"message": message, "requestedSchema": schema}, timeout)
         return msgspec.convert(result, Elicited)

@@ -1,6 +1,7 @@
 """The local runtime: session actors in this process, addressed by session id.
 
-It plays the part Cloudflare plays in production. It creates an actor on ``initialize``;
+It plays the part Cloudflare plays in production, and is the front's
+:class:`~engine.actors.front.ActorHost` here. It creates an actor on ``initialize``;
 finds it by name for later requests, waking it from storage if it hibernated (or if the
 process restarted); sends idle actors out of memory; and runs storage alarms, calling
 each actor's ``alarm()`` at least once and retrying with backoff when it raises. It also
@@ -13,12 +14,13 @@ import asyncio
 import logging
 import time
 
-from . import protocol
-from .actor import Lifetimes, SessionActor
-from .app import App
-from .http import HttpConfig
-from .session import new_session_id
-from .storage import Backend, MemoryBackend
+from ..actors.memory_store import MemoryBackend
+from ..actors.session_actor import Lifetimes, SessionActor
+from ..app.application import App
+from ..protocol import spec
+from ..protocol.http import HttpConfig
+from ..protocol.session import new_session_id
+from ..protocol.storage import Backend
 
 log = logging.getLogger("engine")
 
@@ -41,11 +43,18 @@ class LocalRuntime:
 
     # -- addressing -------------------------------------------------------------------------
 
-    def create(self, transport: str = protocol.TRANSPORT_STREAMABLE) -> SessionActor:
-        session_id = new_session_id()
+    async def activate(self, session_id: str | None, create: bool) -> SessionActor | None:
+        if create:
+            return self.create(session_id=session_id, arm=False)
+        return self.get(session_id or "")
+
+    def create(self, transport: str = spec.TRANSPORT_STREAMABLE, session_id: str | None = None,
+               arm: bool = True) -> SessionActor:
+        session_id = session_id or new_session_id()
         actor = self._activate(session_id, fresh=True)
         self.actors[session_id] = actor
-        actor.arm(transport)
+        if arm:
+            actor.arm(transport)
         return actor
 
     def _activate(self, session_id: str, fresh: bool = False) -> SessionActor:
@@ -67,9 +76,10 @@ class LocalRuntime:
         actor.end()
         return True
 
-    def forget(self, session_id: str) -> None:
+    def forget(self, actor: SessionActor) -> None:
         """An actor ended its session itself (DELETE): drop our reference."""
-        self.actors.pop(session_id, None)
+        if self.actors.get(actor.session.id) is actor:
+            del self.actors[actor.session.id]
 
     def announce(self, method: str, params: dict | None, uri: str | None) -> None:
         for actor in list(self.actors.values()):

@@ -15,7 +15,7 @@ from urllib.parse import unquote
 import msgspec
 from msgspec import UNSET
 
-from . import jsonrpc, protocol
+from . import jsonrpc, spec
 from .jsonrpc import Message, RequestId
 
 
@@ -24,13 +24,13 @@ class HttpConfig(msgspec.Struct, kw_only=True):
 
     #: Origins allowed to call us: a hostname (any scheme and port), a full origin
     #: (``https://app.example.com``), ``*.example.com`` for its subdomains, or ``*`` for any.
-    allowed_origins: tuple[str, ...] = protocol.LOCAL_HOSTS
+    allowed_origins: tuple[str, ...] = spec.LOCAL_HOSTS
     #: Values allowed in ``Host`` (hostname, any port), or ``*`` for any.
-    allowed_hosts: tuple[str, ...] = protocol.LOCAL_HOSTS
-    max_body: int = protocol.DEFAULT_MAX_BODY
+    allowed_hosts: tuple[str, ...] = spec.LOCAL_HOSTS
+    max_body: int = spec.DEFAULT_MAX_BODY
     #: Answer request POSTs with one ``application/json`` body instead of SSE.
     json_response: bool = False
-    retry_ms: int = protocol.DEFAULT_RETRY_MS
+    retry_ms: int = spec.DEFAULT_RETRY_MS
 
 
 class HttpError(Exception):
@@ -86,7 +86,7 @@ def check_host_and_origin(headers: Mapping[str, str], config: HttpConfig) -> Non
     if host is not None and not _allowed(host, config.allowed_hosts):
         raise HttpError(
             421,
-            protocol.INVALID_REQUEST,
+            spec.INVALID_REQUEST,
             f"Misdirected request: Host {host!r} is not served here (allowed: "
             f"{', '.join(config.allowed_hosts)}; see --allowed-host)",
         )
@@ -97,7 +97,7 @@ def check_host_and_origin(headers: Mapping[str, str], config: HttpConfig) -> Non
         if not sep or not _allowed(rest, config.allowed_origins, origin_l):
             raise HttpError(
                 403,
-                protocol.INVALID_REQUEST,
+                spec.INVALID_REQUEST,
                 f"Forbidden: Origin {origin!r} is not allowed (allowed: "
                 f"{', '.join(config.allowed_origins)}; see --allowed-origin)",
             )
@@ -122,17 +122,17 @@ def _accepts(types: frozenset[str], wanted: str) -> bool:
 def check_post(headers: Mapping[str, str], config: HttpConfig) -> None:
     """Accept, Content-Type and declared length of a POST, before its body is read."""
     accept = _media_types(headers.get("accept"))
-    if not (_accepts(accept, protocol.CONTENT_JSON) and _accepts(accept, protocol.CONTENT_SSE)):
+    if not (_accepts(accept, spec.CONTENT_JSON) and _accepts(accept, spec.CONTENT_SSE)):
         raise HttpError(
             406,
-            protocol.INVALID_REQUEST,
+            spec.INVALID_REQUEST,
             "Not Acceptable: a POST must send 'Accept: application/json, text/event-stream'",
         )
     ctype = _media_types(headers.get("content-type"))
-    if protocol.CONTENT_JSON not in ctype:
+    if spec.CONTENT_JSON not in ctype:
         raise HttpError(
             415,
-            protocol.INVALID_REQUEST,
+            spec.INVALID_REQUEST,
             "Unsupported Media Type: the body must be JSON sent with 'Content-Type: application/json'",
         )
     _check_length(headers, config)
@@ -144,25 +144,25 @@ def _check_length(headers: Mapping[str, str], config: HttpConfig) -> None:
         try:
             size = int(length)
         except ValueError:
-            raise HttpError(400, protocol.INVALID_REQUEST, "Bad Request: Content-Length is not a number") from None
+            raise HttpError(400, spec.INVALID_REQUEST, "Bad Request: Content-Length is not a number") from None
         if size > config.max_body:
-            raise body_too_large(config)
+            raise body_too_large(config.max_body)
 
 
-def body_too_large(config: HttpConfig) -> HttpError:
+def body_too_large(limit: int) -> HttpError:
     return HttpError(
         413,
-        protocol.INVALID_REQUEST,
-        f"Payload Too Large: the body exceeds the limit of {config.max_body} bytes",
+        spec.INVALID_REQUEST,
+        f"Payload Too Large: the body exceeds the limit of {limit} bytes (see --max-body)",
     )
 
 
 def check_legacy_post(headers: Mapping[str, str], config: HttpConfig) -> None:
     """A 2024-11-05 message POST: JSON body within the limit (that transport names no Accept rule)."""
-    if protocol.CONTENT_JSON not in _media_types(headers.get("content-type")):
+    if spec.CONTENT_JSON not in _media_types(headers.get("content-type")):
         raise HttpError(
             415,
-            protocol.INVALID_REQUEST,
+            spec.INVALID_REQUEST,
             "Unsupported Media Type: the body must be JSON sent with 'Content-Type: application/json'",
         )
     _check_length(headers, config)
@@ -172,12 +172,12 @@ def legacy_session(query: str) -> str:
     """The session id in a 2024-11-05 message URL's query, or the 400."""
     for part in query.split("&"):
         name, _, value = part.partition("=")
-        if name == protocol.LEGACY_SESSION_PARAM and value:
+        if name == spec.LEGACY_SESSION_PARAM and value:
             return unquote(value)
     raise HttpError(
         400,
-        protocol.INVALID_REQUEST,
-        f"Bad Request: missing '{protocol.LEGACY_SESSION_PARAM}' query parameter; POST to the URL "
+        spec.INVALID_REQUEST,
+        f"Bad Request: missing '{spec.LEGACY_SESSION_PARAM}' query parameter; POST to the URL "
         "the stream's 'endpoint' event gave",
     )
 
@@ -187,24 +187,24 @@ def legacy_session_mismatch(transport: str) -> HttpError:
     where = "the HTTP+SSE message endpoint" if transport == "sse" else "the MCP endpoint"
     return HttpError(
         404,
-        protocol.SESSION_NOT_FOUND,
+        spec.SESSION_NOT_FOUND,
         f"Session not found here: it belongs to the other transport; send its messages to {where}",
     )
 
 
 def check_get(headers: Mapping[str, str]) -> None:
-    if not _accepts(_media_types(headers.get("accept")), protocol.CONTENT_SSE):
+    if not _accepts(_media_types(headers.get("accept")), spec.CONTENT_SSE):
         raise HttpError(
             406,
-            protocol.INVALID_REQUEST,
+            spec.INVALID_REQUEST,
             "Not Acceptable: a GET must send 'Accept: text/event-stream' to open an SSE stream",
         )
 
 
-def method_not_allowed(method: str, allow: str = protocol.ALLOWED_METHODS, what: str = "the MCP endpoint") -> HttpError:
+def method_not_allowed(method: str, allow: str = spec.ALLOWED_METHODS, what: str = "the MCP endpoint") -> HttpError:
     return HttpError(
         405,
-        protocol.INVALID_REQUEST,
+        spec.INVALID_REQUEST,
         f"Method Not Allowed: {what} takes {allow}, not {method}",
         headers=(("allow", allow),),
     )
@@ -229,30 +229,30 @@ def _request_id(msg: Message | None) -> RequestId | None:
 def _unsupported_stateless(requested: str, request_id: RequestId | None) -> HttpError:
     return HttpError(
         400,
-        protocol.UNSUPPORTED_PROTOCOL_VERSION,
+        spec.UNSUPPORTED_PROTOCOL_VERSION,
         f"Unsupported protocol version {requested}: this server speaks the session era; "
         "send 'initialize' with one of the supported versions",
         request_id=request_id,
-        data={"supported": list(protocol.SESSION_VERSIONS), "requested": requested},
+        data={"supported": list(spec.SESSION_VERSIONS), "requested": requested},
     )
 
 
 def check_version_header(headers: Mapping[str, str], msg: Message | None = None) -> str:
     """The request's protocol version; an unknown one is 400 (transports: Protocol Version Header)."""
-    version = headers.get(protocol.HEADER_PROTOCOL_VERSION)
+    version = headers.get(spec.HEADER_PROTOCOL_VERSION)
     if version is None:
-        return protocol.HEADERLESS_VERSION
+        return spec.HEADERLESS_VERSION
     version = version.strip()
-    if version not in protocol.SESSION_VERSIONS:
-        if version == protocol.STATELESS_VERSION:
+    if version not in spec.SESSION_VERSIONS:
+        if version == spec.STATELESS_VERSION:
             raise _unsupported_stateless(version, _request_id(msg))
         raise HttpError(
             400,
-            protocol.INVALID_REQUEST,
+            spec.INVALID_REQUEST,
             f"Bad Request: unsupported MCP-Protocol-Version {version!r}; supported: "
-            f"{', '.join(protocol.SESSION_VERSIONS)}",
+            f"{', '.join(spec.SESSION_VERSIONS)}",
             request_id=_request_id(msg),
-            data={"supported": list(protocol.SESSION_VERSIONS), "requested": version},
+            data={"supported": list(spec.SESSION_VERSIONS), "requested": version},
         )
     return version
 
@@ -264,17 +264,17 @@ def era(headers: Mapping[str, str], msg: Message | None = None) -> str:
     request that names the stateless version (in ``_meta`` or the version header) is
     stateless era. Anything else is session era too, and is refused for lacking a session.
     """
-    if headers.get(protocol.HEADER_SESSION_ID):
-        return protocol.LATEST_VERSION
+    if headers.get(spec.HEADER_SESSION_ID):
+        return spec.LATEST_VERSION
     if msg is not None and msg.params is not UNSET:
         meta = msg.params.get("_meta")
         if isinstance(meta, dict):
-            requested = meta.get(protocol.META_PROTOCOL_VERSION)
-            if isinstance(requested, str) and requested not in protocol.SESSION_VERSIONS:
+            requested = meta.get(spec.META_PROTOCOL_VERSION)
+            if isinstance(requested, str) and requested not in spec.SESSION_VERSIONS:
                 return requested
-    if headers.get(protocol.HEADER_PROTOCOL_VERSION, "").strip() == protocol.STATELESS_VERSION:
-        return protocol.STATELESS_VERSION
-    return protocol.LATEST_VERSION
+    if headers.get(spec.HEADER_PROTOCOL_VERSION, "").strip() == spec.STATELESS_VERSION:
+        return spec.STATELESS_VERSION
+    return spec.LATEST_VERSION
 
 
 def stateless_not_served(requested: str, msg: Message | None = None) -> HttpError:
@@ -285,12 +285,12 @@ def stateless_not_served(requested: str, msg: Message | None = None) -> HttpErro
 
 def require_session(headers: Mapping[str, str], msg: Message | None = None) -> str:
     """The session id of a session-era request that is not ``initialize``, or the 400."""
-    session_id = headers.get(protocol.HEADER_SESSION_ID)
+    session_id = headers.get(spec.HEADER_SESSION_ID)
     if session_id:
         return session_id
     raise HttpError(
         400,
-        protocol.INVALID_REQUEST,
+        spec.INVALID_REQUEST,
         "Bad Request: missing Mcp-Session-Id header; send 'initialize' first and repeat the "
         "session id it returns on every later request",
         request_id=_request_id(msg),
@@ -300,7 +300,7 @@ def require_session(headers: Mapping[str, str], msg: Message | None = None) -> s
 def session_not_found(session_id: str, msg: Message | None = None) -> HttpError:
     return HttpError(
         404,
-        protocol.SESSION_NOT_FOUND,
+        spec.SESSION_NOT_FOUND,
         "Session not found: it expired or was deleted; start a new one with 'initialize'",
         request_id=_request_id(msg),
     )
@@ -309,7 +309,7 @@ def session_not_found(session_id: str, msg: Message | None = None) -> HttpError:
 def initialize_with_session(msg: Message) -> HttpError:
     return HttpError(
         400,
-        protocol.INVALID_REQUEST,
+        spec.INVALID_REQUEST,
         "Bad Request: 'initialize' starts a new session and must not carry Mcp-Session-Id",
         request_id=_request_id(msg),
     )

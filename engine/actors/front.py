@@ -1,0 +1,182 @@
+"""The HTTP front every runtime shares: from a request's head and body to a response.
+
+A runtime adapter translates its own I/O into calls here and nothing more: the local ASGI
+app (:mod:`engine.local.asgi`), the Worker's fetch handler and its Durable Object
+(``worker/``). The front applies the HTTP rules in their order (:mod:`engine.protocol.router`),
+finds or creates the actor through the runtime's :class:`ActorHost`, calls it, and turns
+its :class:`~engine.actors.connection.Reply` into a :class:`Response` with the right
+headers; for a streaming reply, :meth:`Front.pump` feeds the connection's events into the
+runtime's :class:`Writer` until the stream ends or the peer goes away.
+
+The Worker splits the work in two because its actors live elsewhere: the stateless fetch
+handler calls :meth:`Front.admit` (a bad request is answered there and no Durable Object is
+touched) and forwards the route; the Durable Object calls :meth:`Front.serve`. The local
+server does both at once (:meth:`Front.handle`).
+
+Headers are ASGI-style ``(bytes, bytes)`` pairs, the form the hot path needs; the Worker
+decodes them.
+"""
+
+from __future__ import annotations
+
+from typing import Awaitable, Callable, Mapping, Protocol
+
+from ..protocol import http, router, spec
+from ..protocol.http import HttpError
+from ..protocol.jsonrpc import Message
+from ..protocol.router import Route
+from .connection import Connection, Reply
+from .session_actor import SessionActor
+from .settings import Settings
+
+Headers = list[tuple[bytes, bytes]]
+
+SSE_HEADERS: Headers = [
+    (b"content-type", spec.CONTENT_SSE.encode()),
+    (b"cache-control", b"no-cache, no-transform"),
+    # Reverse proxies (nginx and its kin) must not hold events back in a buffer.
+    (b"x-accel-buffering", b"no"),
+]
+JSON_HEADERS: Headers = [(b"content-type", spec.CONTENT_JSON.encode())]
+
+
+class Response:
+    """What to answer: status, headers, a body sent at once, and for an open SSE stream
+    the connection whose events follow (see :meth:`Front.pump`)."""
+
+    __slots__ = ("status", "headers", "body", "stream")
+
+    def __init__(self, status: int, headers: Headers, body: bytes = b"", stream: Connection | None = None):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.stream = stream
+
+
+class ActorHost(Protocol):
+    """How a runtime finds its session actors: the local registry, or a Durable Object
+    that hosts exactly one."""
+
+    async def activate(self, session_id: str | None, create: bool) -> SessionActor | None:
+        """A new session's actor (``create``; ``session_id`` None lets the host pick the
+        id), or an existing session's, woken from storage if need be; None if unknown."""
+        ...
+
+    def forget(self, actor: SessionActor) -> None:
+        """The actor ended its session (DELETE): drop any reference to it."""
+        ...
+
+
+class Writer(Protocol):
+    """A streaming response body in the runtime's own terms. Either method raises
+    ``ConnectionError`` (an ``OSError``) when the peer has gone."""
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def _encode(pairs: tuple[tuple[str, str], ...]) -> Headers:
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in pairs]
+
+
+class Front:
+    __slots__ = ("settings", "config", "paths", "keepalive")
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.config = settings.http
+        self.paths = settings.paths
+        self.keepalive = settings.keepalive
+
+    # -- the request -----------------------------------------------------------------------
+
+    async def admit(self, method: str, path: str, query: str, headers: Mapping[str, str],
+                    read_body: Callable[[int], Awaitable[bytes]], root_path: str = ""
+                    ) -> tuple[Route, Message | None, bytes] | Response:
+        """The HTTP rules: the routed request with its decoded message and raw body, or the
+        response that ends it here (an error, or a CORS preflight).
+
+        ``read_body(limit)`` reads the whole body; it may stop early with
+        :func:`engine.protocol.http.body_too_large` once ``limit`` bytes are exceeded.
+        """
+        r: Route | None = None
+        try:
+            r = router.route(method, path, query, headers, self.paths, self.config, root_path)
+            if r.action == router.PREFLIGHT:
+                return Response(204, _encode(r.headers))
+            if not r.needs_body:
+                return r, None, b""
+            body = await read_body(self.config.max_body)
+            if len(body) > self.config.max_body:
+                raise http.body_too_large(self.config.max_body)
+            return r, router.admit(r, headers, body), body
+        except HttpError as exc:
+            return self.error(exc, r, headers)
+
+    async def serve(self, r: Route, msg: Message | None, host: ActorHost) -> Response:
+        """Find or create the route's actor, let it serve the request, and shape the reply."""
+        try:
+            create = r.action in router.CREATES
+            actor = await host.activate(r.session_id, create)
+            if actor is None:
+                raise http.session_not_found(r.session_id or "", msg)
+            if create:
+                actor.arm(r.transport)
+            reply = await actor.serve(r, msg)
+            if actor.closed:
+                host.forget(actor)
+        except HttpError as exc:
+            return self.error(exc, r, None)
+        return self.response(reply, r.headers)
+
+    async def handle(self, method: str, path: str, query: str, headers: Mapping[str, str],
+                     read_body: Callable[[int], Awaitable[bytes]], host: ActorHost,
+                     root_path: str = "") -> Response:
+        """:meth:`admit` then :meth:`serve`, for a runtime whose actors are at hand."""
+        admitted = await self.admit(method, path, query, headers, read_body, root_path)
+        if isinstance(admitted, Response):
+            return admitted
+        r, msg, _body = admitted
+        return await self.serve(r, msg, host)
+
+    # -- the response ----------------------------------------------------------------------
+
+    @staticmethod
+    def response(reply: Reply, cors: tuple[tuple[str, str], ...]) -> Response:
+        extra = cors + reply.headers
+        if reply.content_type is None:
+            return Response(reply.status, _encode(extra), b"")
+        base = SSE_HEADERS if reply.content_type == spec.CONTENT_SSE else JSON_HEADERS
+        return Response(reply.status, base + _encode(extra) if extra else base, reply.body, reply.connection)
+
+    @staticmethod
+    def error(exc: HttpError, r: Route | None, headers: Mapping[str, str] | None) -> Response:
+        cors = router.error_headers(r, headers or {}, exc.status)
+        return Response(exc.status, JSON_HEADERS + _encode(cors + exc.headers), exc.body())
+
+    async def pump(self, response: Response, writer: Writer) -> None:
+        """Stream an open SSE response: its first bytes, then the connection's events (with
+        keep-alive comments when idle), until the stream ends or the peer goes away. Events
+        the peer did not get stay in the log for ``Last-Event-ID``."""
+        conn = response.stream
+        assert conn is not None
+        try:
+            if response.body:
+                await writer.write(response.body)
+            while True:
+                data = await conn.next(self.keepalive)
+                if data is None:
+                    break
+                await writer.write(data)
+            await writer.close()
+        except OSError:
+            pass  # the peer went away
+        finally:
+            conn.detach()
+
+
+def str_headers(headers: Headers) -> dict[str, str]:
+    """Response headers as a str mapping, for runtimes that build responses that way."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in headers}
+

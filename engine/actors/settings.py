@@ -1,0 +1,234 @@
+"""Every operator setting, once: its flag, its Worker variable, its default, its check.
+
+The command line (``python -m engine serve --session-ttl 600``) and the Cloudflare Worker
+(``SESSION_TTL = "600"`` in ``[vars]``) read the same table, so a setting cannot mean one
+thing locally and another on Workers, and a bad value is refused the same way, naming the
+setting. :func:`build` turns the parsed values into :class:`Settings`, the runtime-neutral
+configuration the front and the actors take.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable, Mapping
+
+import msgspec
+
+from ..protocol import spec
+from ..protocol.eventlog import StreamLimits
+from ..protocol.http import HttpConfig
+from ..protocol.router import Paths
+from .session_actor import Lifetimes
+
+DEFAULT_APP = "engine.demo:app"
+
+
+class Settings(msgspec.Struct, kw_only=True):
+    """What the front, the actors and the runtimes are configured with."""
+
+    app: str = DEFAULT_APP
+    http: HttpConfig = msgspec.field(default_factory=HttpConfig)
+    paths: Paths = Paths()
+    lifetimes: Lifetimes = Lifetimes()
+    #: Seconds between SSE comments on idle streams.
+    keepalive: float = 15.0
+    #: Signs session ids on the Worker (``SESSION_SECRET``).
+    secret: str = ""
+
+
+class BadSetting(ValueError):
+    """A setting's value is unusable; the message names the setting and what it takes."""
+
+
+# -- value checks: each returns the parsed value or raises ValueError saying what is wanted
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None, low_open: bool = False) -> Callable:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except (TypeError, ValueError):
+            raise ValueError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if value != value or (low is not None and (value <= low if low_open else value < low)) \
+                or (high is not None and value > high):
+            bounds = (f"greater than {low:g}" if low_open else f"at least {low:g}") if low is not None else ""
+            if high is not None:
+                bounds = f"from {low:g} to {high:g}" if low is not None else f"at most {high:g}"
+            raise ValueError(f"{text!r} is out of range: it must be {bounds}")
+        return value
+
+    return parse
+
+
+def _path(allow_empty: bool) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text == "" and allow_empty:
+            return text
+        if not text.startswith("/") or any(c in text for c in "?# \t"):
+            raise ValueError(f"{text!r} is not a URL path: it must start with '/'"
+                             + (" (or be '' to turn it off)" if allow_empty else ""))
+        return text
+
+    return parse
+
+
+def _boolean(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{text!r} is not a boolean: use true or false")
+
+
+def _choice(*names: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text.lower() not in names:
+            raise ValueError(f"{text!r} is not one of {', '.join(names)}")
+        return text.lower()
+
+    return parse
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+class Option(msgspec.Struct, frozen=True):
+    """One setting. ``target`` is where it lands in :class:`Settings` (dotted), or None
+    for a runtime's own setting (the local server's port, say) that it reads itself."""
+
+    flag: str
+    env: str | None
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    target: str | None = None
+    #: A list: the flag repeats, the variable is comma-separated.
+    many: bool = False
+    #: A switch on the command line (``--json-response``), true/false as a variable.
+    switch: bool = False
+    metavar: str = "VALUE"
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("--host", None, str, "127.0.0.1", "address to listen on", metavar="ADDRESS"),
+    Option("--port", None, _number(int, 1, 65535), 8000, "TCP port to listen on (1-65535)", metavar="PORT"),
+    Option("--path", "MCP_PATH", _path(False), "/mcp", "the MCP endpoint's path", "paths.mcp", metavar="PATH"),
+    Option("--sse-path", "SSE_PATH", _path(True), spec.DEFAULT_SSE_PATH,
+           "GET path of the 2024-11-05 HTTP+SSE transport ('' turns it off)", "paths.sse", metavar="PATH"),
+    Option("--messages-path", "MESSAGES_PATH", _path(True), spec.DEFAULT_MESSAGES_PATH,
+           "POST path of the HTTP+SSE transport", "paths.messages", metavar="PATH"),
+    Option("--keepalive", "KEEPALIVE", _number(float, 0, low_open=True), 15.0,
+           "seconds between SSE comments on idle streams", "keepalive", metavar="SECONDS"),
+    Option("--json-response", "JSON_RESPONSE", _boolean, False,
+           "answer request POSTs with one JSON body instead of an SSE stream", "http.json_response", switch=True),
+    Option("--allowed-origin", "ALLOWED_ORIGINS", str, (),
+           "allow this Origin (hostname, full origin, *.domain or *), besides the local names", "http.allowed_origins",
+           many=True, metavar="ORIGIN"),
+    Option("--allowed-host", "ALLOWED_HOSTS", str, (),
+           "allow this Host (hostname, *.domain or *), besides the local names", "http.allowed_hosts", many=True, metavar="HOST"),
+    Option("--max-body", "MAX_BODY", _number(int, 1), spec.DEFAULT_MAX_BODY, "request body limit in bytes",
+           "http.max_body", metavar="BYTES"),
+    Option("--store", None, str, "sqlite:.mcp-actors/state.db", "where sessions live: sqlite:PATH or memory", metavar="SPEC"),
+    Option("--idle-evict", None, _number(float, 0), Lifetimes().idle_evict,
+           "idle seconds before a session's actor leaves memory", "lifetimes.idle_evict", metavar="SECONDS"),
+    Option("--session-ttl", "SESSION_TTL", _number(float, 0, low_open=True), Lifetimes().session_ttl,
+           "idle seconds before a session is deleted", "lifetimes.session_ttl", metavar="SECONDS"),
+    Option("--stream-events", "STREAM_EVENTS", _number(int, 1), StreamLimits().max_events,
+           "events each stream keeps for resumption", "lifetimes.streams.max_events", metavar="N"),
+    Option("--log-level", None, _choice("critical", "error", "warning", "info", "debug", "trace"), "warning",
+           "server log level: debug, info, warning, error or critical", metavar="LEVEL"),
+)
+
+BY_FLAG = {o.flag: o for o in OPTIONS}
+
+
+def _set(tree: dict, dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        tree = tree.setdefault(part, {})
+    tree[leaf] = value
+
+
+def build(values: Mapping[str, Any], app: str | None = None) -> Settings:
+    """Settings from parsed values keyed by flag (``{"--session-ttl": 600.0}``); flags
+    not given keep their defaults. The local names are always allowed as Host and Origin."""
+    tree: dict[str, Any] = {}
+    for option in OPTIONS:
+        if option.target is None or option.flag not in values:
+            continue
+        value = values[option.flag]
+        if option.flag in ("--allowed-origin", "--allowed-host"):
+            value = tuple(spec.LOCAL_HOSTS) + tuple(value)
+        elif option.flag in ("--sse-path", "--messages-path"):
+            value = value or None
+        _set(tree, option.target, value)
+    tree.setdefault("http", {}).setdefault("allowed_origins", spec.LOCAL_HOSTS)
+    tree["http"].setdefault("allowed_hosts", spec.LOCAL_HOSTS)
+    if app:
+        tree["app"] = app
+    return msgspec.convert(tree, Settings)
+
+
+def parse_value(option: Option, text: str) -> Any:
+    try:
+        if option.many:
+            return tuple(option.parse(part) for part in _names(text))
+        return option.parse(text)
+    except ValueError as exc:
+        where = option.flag if option.env is None else f"{option.flag} ({option.env})"
+        raise BadSetting(f"{where}: {exc}") from None
+
+
+# -- the two sources -----------------------------------------------------------------------
+
+
+def from_env(get: Callable[[str], Any], extra: Mapping[str, str] = {}) -> Settings:
+    """Settings from a Worker's variables (``get(name)`` -> value or None)."""
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        if option.env is None:
+            continue
+        raw = get(option.env)
+        if raw is not None:
+            values[option.flag] = parse_value(option, str(raw))
+    app = get("MCP_APP")
+    settings = build(values, str(app) if app else None)
+    secret = get("SESSION_SECRET")
+    if secret:
+        settings.secret = str(secret)
+    return settings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every option with a flag, as argparse arguments (values are checked in :func:`from_args`)."""
+    for option in OPTIONS:
+        default = option.default
+        shown = "''" if default == "" else ", ".join(default) if isinstance(default, tuple) else default
+        help_text = option.help + (f" (default {shown})" if not option.switch and not option.many else "")
+        if option.env:
+            help_text += f"; Worker variable {option.env}"
+        if option.switch:
+            parser.add_argument(option.flag, action="store_true", help=help_text)
+        elif option.many:
+            parser.add_argument(option.flag, action="append", default=[], metavar=option.metavar,
+                                help=help_text + "; repeatable")
+        else:
+            parser.add_argument(option.flag, default=None, metavar=option.metavar, help=help_text)
+
+
+def from_args(args: argparse.Namespace) -> tuple[Settings, dict[str, Any]]:
+    """Settings from parsed command-line arguments, and every option's value by flag."""
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        raw = getattr(args, option.flag[2:].replace("-", "_"))
+        if option.switch:
+            values[option.flag] = bool(raw)
+        elif option.many:
+            values[option.flag] = tuple(item for part in raw for item in parse_value(option, part))
+        elif raw is None:
+            values[option.flag] = option.default
+        else:
+            values[option.flag] = parse_value(option, raw)
+    return build(values, getattr(args, "app", None)), values

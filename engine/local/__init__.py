@@ -1,0 +1,1 @@
+"""The local runtime: actors in this process, a raw ASGI adapter, the command line."""

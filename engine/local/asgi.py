@@ -1,0 +1,129 @@
+"""The local server's HTTP adapter: raw ASGI translated into :mod:`engine.actors.front`.
+
+Nothing here decides anything about HTTP or MCP: it turns the ASGI scope into the
+front's arguments, reads the body, sends the front's response, and notices when a
+streaming client goes away. Raw ASGI because this is the hot path: no framework objects,
+no per-request task groups; the only task it creates is one per open SSE response, to
+watch for the client's disconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Callable
+
+from ..actors.connection import Connection
+from ..actors.front import Front
+from ..actors.settings import Settings
+from ..protocol import http
+from .runtime import LocalRuntime
+
+
+def _headers(scope: dict) -> dict[str, str]:
+    """Header names (lower case, as ASGI servers give them) to values; repeats are joined
+    with ", " (RFC 9110 5.3), collected in a list first so the cost stays linear."""
+    out: dict[str, str] = {}
+    repeated: dict[str, list[str]] | None = None
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1")
+        if key in out:
+            if repeated is None:
+                repeated = {}
+            repeated.setdefault(key, [out[key]]).append(value.decode("latin-1"))
+        else:
+            out[key] = value.decode("latin-1")
+    if repeated:
+        for key, values in repeated.items():
+            out[key] = ", ".join(values)
+    return out
+
+
+class _BodyReader:
+    __slots__ = ("receive",)
+
+    def __init__(self, receive: Callable):
+        self.receive = receive
+
+    async def __call__(self, limit: int) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise ConnectionResetError("client disconnected while sending the body")
+            chunk = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise http.body_too_large(limit)
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class _AsgiWriter:
+    """The front's Writer on an ASGI ``send``."""
+
+    __slots__ = ("send",)
+
+    def __init__(self, send: Callable):
+        self.send = send
+
+    async def write(self, data: bytes) -> None:
+        await self.send({"type": "http.response.body", "body": data, "more_body": True})
+
+    async def close(self) -> None:
+        await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+class McpAsgi:
+    """ASGI application serving the MCP endpoint (and the HTTP+SSE transport's paths)."""
+
+    def __init__(self, runtime: LocalRuntime, settings: Settings):
+        self.runtime = runtime
+        self.front = Front(settings)
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Callable, send: Callable) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await self.runtime.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.runtime.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: dict, receive: Callable, send: Callable) -> None:
+        try:
+            response = await self.front.handle(
+                scope["method"], scope["path"], scope.get("query_string", b"").decode("latin-1"),
+                _headers(scope), _BodyReader(receive), self.runtime, scope.get("root_path", ""))
+        except ConnectionResetError:
+            return
+        await send({"type": "http.response.start", "status": response.status, "headers": response.headers})
+        conn = response.stream
+        if conn is None:
+            await send({"type": "http.response.body", "body": response.body})
+            return
+        watcher = asyncio.get_running_loop().create_task(_watch_disconnect(receive, conn))
+        try:
+            await self.front.pump(response, _AsgiWriter(send))
+        finally:
+            watcher.cancel()
+
+
+async def _watch_disconnect(receive: Callable, conn: Connection) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            conn.close()
+            return
+

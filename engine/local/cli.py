@@ -1,0 +1,111 @@
+"""``python -m engine serve [APP]``: run an app on the local runtime under uvicorn.
+
+The flags come from the shared settings table (:mod:`engine.actors.settings`), so each one
+means here what its variable means on the Worker; a bad value exits with a message that
+names the flag, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from ..actors.memory_store import MemoryBackend
+from ..actors.settings import DEFAULT_APP, BadSetting, Settings, add_arguments, from_args
+from ..actors.sqlite_store import SqliteBackend, StoreError
+from ..app.application import App
+from ..app.loader import AppLoadError, load_app
+from ..protocol.storage import Backend
+
+_ANY_ADDRESS = ("0.0.0.0", "::", "")
+
+
+def open_store(spec: str) -> Backend:
+    """``memory`` or ``sqlite:PATH`` -> a backend; a bad spec or file is a clear exit."""
+    if spec == "memory":
+        return MemoryBackend()
+    kind, sep, path = spec.partition(":")
+    if kind != "sqlite" or not sep or not path:
+        raise SystemExit(f"error: --store {spec!r}: use sqlite:PATH or memory")
+    try:
+        return SqliteBackend(path)
+    except StoreError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m engine", description="mcp-actors MCP server engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve an app over Streamable HTTP and HTTP+SSE")
+    serve.add_argument("app", nargs="?", help=f"module:attribute of an engine.App (default: the built-in demo, "
+                                              f"{DEFAULT_APP})")
+    add_arguments(serve)
+    return parser
+
+
+def configure(argv: list[str] | None = None) -> tuple[Settings, dict]:
+    """Parsed and checked settings, and every option's value by flag; a bad value exits."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings, values = from_args(args)
+    except BadSetting as exc:
+        raise SystemExit(f"error: {exc}") from None
+    host = values["--host"]
+    if host not in _ANY_ADDRESS and host not in settings.http.allowed_hosts:
+        name = host if ":" not in host else f"[{host}]"
+        settings.http.allowed_hosts = (*settings.http.allowed_hosts, name)
+    return settings, values
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings, values = configure(argv)
+    try:
+        app: App = load_app(settings.app)
+    except AppLoadError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    backend = open_store(values["--store"])
+    level = values["--log-level"]
+    logging.basicConfig(level="DEBUG" if level == "trace" else level.upper(),
+                        format="%(levelname)s %(name)s: %(message)s")
+    import uvicorn
+
+    from .asgi import McpAsgi
+    from .runtime import LocalRuntime
+
+    host, port, paths = values["--host"], values["--port"], settings.paths
+    display = f"[{host}]" if ":" in host else host
+    runtime = LocalRuntime(app, settings.http, backend, settings.lifetimes)
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets=None):
+            await super().startup(sockets)
+            if self.started:  # the banner only once the port is really ours
+                print(f"mcp-actors serving {app.name!r} at http://{display}:{port}{paths.mcp} "
+                      f"(store: {values['--store']})", flush=True)
+                if paths.sse and paths.messages:
+                    print(f"HTTP+SSE (2024-11-05) clients: http://{display}:{port}{paths.sse}", flush=True)
+                if host in _ANY_ADDRESS and not values["--allowed-host"]:
+                    print("note: listening on all interfaces; pass --allowed-host NAME for the names clients use",
+                          flush=True)
+
+        async def shutdown(self, sockets=None):
+            # Open SSE responses never end by themselves; end them (clients get a
+            # retry hint) so the graceful drain below finishes at once.
+            runtime.close_connections()
+            await super().shutdown(sockets)
+
+    server = Server(uvicorn.Config(
+        McpAsgi(runtime, settings),
+        host=host,
+        port=port,
+        log_level=level,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    ))
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the Ctrl-C it handled, after the graceful shutdown
+    if not server.started:
+        raise SystemExit(f"error: could not listen on {display}:{port} (see the message above)")

@@ -1,0 +1,36 @@
+"""The Worker's settings and app, read once per isolate from its variables.
+
+The Worker front and the Durable Object read the same variables through the engine's one
+settings table (``engine.actors.settings``), so both see the same app, HTTP rules and
+lifetimes, and a setting means here what its flag means locally.
+"""
+
+from __future__ import annotations
+
+from engine.actors.settings import Settings, from_env
+from engine.app.application import App
+from engine.app.loader import load_app
+
+_cache: dict = {}
+
+
+def settings(env) -> Settings:
+    """``[vars]`` and secrets as Settings (``MCP_APP``, ``SESSION_TTL``, ...)."""
+    s = _cache.get("settings")
+    if s is None:
+        s = _cache["settings"] = from_env(lambda name: getattr(env, name, None))
+    return s
+
+
+def app(env) -> App:
+    """The app ``MCP_APP`` names, imported once."""
+    a = _cache.get("app")
+    if a is None:
+        a = _cache["app"] = load_app(settings(env).app, add_cwd=False)
+    return a
+
+
+def test_hooks(env) -> bool:
+    """``MCP_ACTORS_TEST_HOOKS=1`` (tests only): ``/__contract/<check>`` runs a
+    storage-contract check inside a fresh Durable Object."""
+    return str(getattr(env, "MCP_ACTORS_TEST_HOOKS", "")) == "1"
