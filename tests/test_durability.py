@@ -24,6 +24,9 @@ from engine.actors.sqlite_store import SqliteBackend
 from sse_client import events, headers, initialize, long_task_until, resume
 
 
+INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+
+
 def msg(body: dict):
     return decode(encode(body))
 
@@ -96,10 +99,18 @@ def test_expiry_by_alarm_and_alarm_retries(tmp_path, monkeypatch):
     async def go():
         backend = SqliteBackend(tmp_path / "state.db")
         runtime = LocalRuntime(demo_app, backend=backend, lifetimes=Lifetimes(session_ttl=100, idle_evict=1))
-        keep, drop = runtime.create(), runtime.create()
-        for actor in (keep, drop):
+        keep, drop, unused = runtime.create(), runtime.create(), runtime.create()
+        for actor in (keep, drop, unused):
             await actor.post(msg(INIT))
         t0 = time.time()
+        for actor in (keep, drop):
+            await actor.post(msg(INITIALIZED))
+        # a session whose handshake is not complete expires soon (Lifetimes.handshake_ttl);
+        # the others' alarms find their handshake done and re-arm for the full TTL
+        assert unused.storage.get_alarm() == pytest.approx(t0 + 60, abs=2)
+        await runtime.run_alarms(t0 + 61)
+        assert runtime.expired == 1 and runtime.get(unused.session.id) is None
+        runtime.expired = 0
         assert keep.storage.get_alarm() == pytest.approx(t0 + 100, abs=2)
         keep.last_active = t0 + 60  # keep was used later on
         runtime.evict_idle(t0 + 70)  # both hibernate; the alarm must wake them

@@ -215,9 +215,13 @@ def test_legacy_and_streamable_sessions_side_by_side(demo_server):
         with httpx.Client(timeout=10) as c:
             ctx, lines, messages = open_legacy(c, sse_url(demo_server))
             try:
+                evs = events(lines)
+                post(c, messages, {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                    "protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}})
+                assert next(evs).message["id"] == 0
                 post(c, messages, {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                                    "params": {"name": "echo", "arguments": {"text": "legacy"}}})
-                got.append(next(events(lines)).message["result"]["content"][0]["text"])
+                got.append(next(evs).message["result"]["content"][0]["text"])
             finally:
                 ctx.__exit__(None, None, None)
 

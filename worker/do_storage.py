@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, TypeVar
 
-from engine.protocol.storage import key_range
+from engine.protocol.storage import StoreUnavailable, key_range
 
 T = TypeVar("T")
 
@@ -71,11 +71,14 @@ class DurableObjectStorage:
 
     async def flush(self) -> None:
         pending, self._pending = self._pending, []
-        for promise in pending:
-            await promise
-        sync = getattr(self.storage, "sync", None)
-        if sync is not None:
-            await sync()
+        try:
+            for promise in pending:
+                await promise
+            sync = getattr(self.storage, "sync", None)
+            if sync is not None:
+                await sync()
+        except Exception as exc:  # a JsException from the storage layer
+            raise StoreUnavailable(f"the Durable Object's storage could not commit: {exc}") from None
 
     # -- alarm -------------------------------------------------------------------------------
 

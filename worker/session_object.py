@@ -16,6 +16,7 @@ state, because everything the actor knows is in storage.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import msgspec
 
@@ -23,7 +24,7 @@ import js
 from pyodide.ffi import create_proxy, to_js
 from workers import DurableObject, Response
 
-from engine.actors.front import Front, str_headers
+from engine.actors.front import Front, SessionUnreadable, str_headers
 from engine.actors.session_actor import SessionActor
 from engine.protocol import http, router
 
@@ -50,6 +51,8 @@ class SessionObject(DurableObject):
     # -- the front's ActorHost: this object hosts exactly one actor -------------------------
 
     async def activate(self, session_id: str | None, create: bool) -> SessionActor | None:
+        if self.actor is not None and self.actor.closed:
+            self.actor = None  # it could not commit: wake a fresh one from what was stored
         if self.actor is None:
             if not self._alarm_loaded:
                 await self.storage.load_alarm()
@@ -61,8 +64,13 @@ class SessionObject(DurableObject):
                 return None  # nothing was ever stored here: no such session
             else:
                 session_id = stored.decode()
-            self.actor = SessionActor(session_id or "", self.app, self.storage, self.settings.http,
-                                      self.settings.lifetimes, fresh=create)
+            try:
+                self.actor = SessionActor(session_id or "", self.app, self.storage, self.settings.http,
+                                          self.settings.lifetimes, fresh=create)
+            except Exception as exc:
+                logging.getLogger("engine").error("session %s: its stored state cannot be loaded: %r",
+                                                  session_id, exc)
+                raise SessionUnreadable(session_id) from None
         return self.actor
 
     def forget(self, actor: SessionActor) -> None:

@@ -18,19 +18,26 @@ class Connection:
     """A live HTTP response carrying one stream's events to the client.
 
     ``push`` never blocks (the actor must not wait on a slow client); ``next`` hands the
-    adapter everything queued since its last call, after the storage barrier.
+    adapter everything queued since its last call, after the storage barrier. What is
+    queued is bounded: a client that does not read while more than ``limit`` bytes pile up
+    loses this connection (the events are in the log already, so it resumes with
+    ``Last-Event-ID`` and misses nothing).
     """
 
-    __slots__ = ("stream_id", "flush", "on_detach", "chunks", "waiter", "closed", "poll")
+    __slots__ = ("stream_id", "flush", "on_detach", "limit", "queued", "chunks", "waiter", "closed", "poll",
+                 "overflowed")
 
     def __init__(self, stream_id: int, flush: Callable[[], Awaitable[None]],
-                 on_detach: Callable[["Connection"], None]):
+                 on_detach: Callable[["Connection"], None], limit: int = 1 << 20):
         """``flush``: the owner's storage barrier; ``on_detach``: told once when the
         response ends, so the owner stops routing to it (handed in, so a connection
-        never needs to know its owner's type)."""
+        never needs to know its owner's type); ``limit``: bytes it may queue."""
         self.stream_id = stream_id
         self.flush = flush
         self.on_detach: Callable[[Connection], None] | None = on_detach
+        self.limit = limit
+        self.queued = 0
+        self.overflowed = False
         self.chunks: list[bytes] = []
         self.waiter: asyncio.Future | None = None
         self.closed = False
@@ -39,6 +46,15 @@ class Connection:
 
     def push(self, frame: bytes) -> None:
         if self.closed:
+            return
+        self.queued += len(frame)
+        if self.queued > self.limit:
+            # The client is not reading: let go of this connection and what it holds.
+            self.overflowed = True
+            self.chunks.clear()
+            self.queued = 0
+            self.close()
+            self.detach()
             return
         self.chunks.append(frame)
         self._wake()
@@ -68,6 +84,7 @@ class Connection:
         if self.chunks:
             data = b"".join(self.chunks)
             self.chunks.clear()
+            self.queued = 0
             await self.flush()
             return data
         if self.closed:

@@ -19,15 +19,19 @@ decodes them.
 
 from __future__ import annotations
 
+import logging
 from typing import Awaitable, Callable, Mapping, Protocol
 
 from ..protocol import http, router, spec
 from ..protocol.http import HttpError
 from ..protocol.jsonrpc import Message
 from ..protocol.router import Route
+from ..protocol.storage import StoreUnavailable
 from .connection import Connection, Reply
 from .session_actor import SessionActor
 from .settings import Settings
+
+log = logging.getLogger("engine")
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -53,13 +57,19 @@ class Response:
         self.stream = stream
 
 
+class SessionUnreadable(Exception):
+    """The session exists but its stored state cannot be loaded (the host logged why)."""
+
+
 class ActorHost(Protocol):
     """How a runtime finds its session actors: the local registry, or a Durable Object
-    that hosts exactly one."""
+    that hosts exactly one. A closed actor is never handed out again: the host wakes a
+    fresh one from storage."""
 
     async def activate(self, session_id: str | None, create: bool) -> SessionActor | None:
         """A new session's actor (``create``; ``session_id`` None lets the host pick the
-        id), or an existing session's, woken from storage if need be; None if unknown."""
+        id), or an existing session's, woken from storage if need be; None if unknown.
+        Raises :class:`SessionUnreadable` when its stored state cannot be loaded."""
         ...
 
     def forget(self, actor: SessionActor) -> None:
@@ -115,7 +125,12 @@ class Front:
             return self.error(exc, r, headers)
 
     async def serve(self, r: Route, msg: Message | None, host: ActorHost) -> Response:
-        """Find or create the route's actor, let it serve the request, and shape the reply."""
+        """Find or create the route's actor, let it serve the request, and shape the reply.
+
+        Faults stay with their session: an unreadable one answers 404, a failed commit 503
+        (the actor is replaced by one woken from storage), anything else 500; the error is
+        always a JSON-RPC body, and other sessions never notice."""
+        actor: SessionActor | None = None
         try:
             create = r.action in router.CREATES
             actor = await host.activate(r.session_id, create)
@@ -124,10 +139,18 @@ class Front:
             if create:
                 actor.arm(r.transport)
             reply = await actor.serve(r, msg)
-            if actor.closed:
-                host.forget(actor)
         except HttpError as exc:
             return self.error(exc, r, None)
+        except SessionUnreadable:
+            return self.error(http.session_unreadable(msg), r, None)
+        except StoreUnavailable:
+            return self.error(http.store_unavailable(msg), r, None)
+        except Exception:
+            log.exception("request %s on session %s failed", r.action, r.session_id)
+            return self.error(http.internal_error(msg), r, None)
+        finally:
+            if actor is not None and actor.closed:
+                host.forget(actor)
         return self.response(reply, r.headers)
 
     async def handle(self, method: str, path: str, query: str, headers: Mapping[str, str],
@@ -172,6 +195,8 @@ class Front:
             await writer.close()
         except OSError:
             pass  # the peer went away
+        except StoreUnavailable:
+            pass  # the actor closed itself; its client resumes with Last-Event-ID
         finally:
             conn.detach()
 

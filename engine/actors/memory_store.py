@@ -93,6 +93,9 @@ class MemoryBackend:
         space = self.spaces.get(name)
         return space is not None and key in space.data
 
+    def count(self, key: str) -> int:
+        return sum(1 for space in self.spaces.values() if key in space.data)
+
     def drop(self, name: str) -> None:
         self.spaces.pop(name, None)
         self.alarms.pop(name, None)

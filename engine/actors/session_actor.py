@@ -21,8 +21,9 @@ The rules, in the order a message meets them:
    written to storage) before it is pushed to any connection, so what a dropped
    connection missed is always replayable with ``Last-Event-ID``.
 3. **Output gate.** No byte reaches a client before the writes it depends on are
-   committed: a reply returns only after ``storage.flush()``, and a connection hands its
-   queued frames to the runtime only after the same barrier. ``flush`` is the only await
+   committed: a reply returns only after ``flush()``, and a connection hands its queued
+   frames to the runtime only after the same barrier. If the store cannot commit, the
+   actor closes and is replaced by one woken from what storage kept (rule 6 applies). ``flush`` is the only await
    between a request's arrival and its reply being released.
 4. **Register before await.** A streaming request's connection is registered before the
    first await after its handler starts, so every frame the handler emits is queued on it.
@@ -56,7 +57,7 @@ from ..protocol.http import HttpConfig, HttpError, legacy_session_mismatch
 from ..protocol.jsonrpc import Message, ProtocolError, RequestId
 from ..protocol.router import Route
 from ..protocol.session import Session
-from ..protocol.storage import Storage
+from ..protocol.storage import Storage, StoreUnavailable
 from .connection import ACCEPTED, Connection, Reply
 
 log = logging.getLogger("engine")
@@ -83,6 +84,16 @@ class Lifetimes(msgspec.Struct, kw_only=True, frozen=True):
     #: early after a crash, never late).
     seen_every: float = 60.0
     streams: StreamLimits = StreamLimits()
+    #: Resource subscriptions one session may hold.
+    max_subscriptions: int = 1000
+    #: Bytes one live connection may queue for a client that is not reading; past it the
+    #: connection is closed (its events stay in the log for ``Last-Event-ID``).
+    max_buffer: int = 1024 * 1024
+    #: Sessions that may exist at once (live or hibernated); past it ``initialize`` gets 503.
+    max_sessions: int = 100_000
+    #: Seconds a session lives if its client never completes the handshake
+    #: (``notifications/initialized``), so a flood of unused initializes expires soon.
+    handshake_ttl: float = 60.0
 
 
 RESTARTED = ("The server restarted while this request was running, so its result is lost; "
@@ -98,6 +109,11 @@ class PendingRecord(msgspec.Struct, array_like=True):
 
 
 _encode = msgspec.json.Encoder().encode
+_decode_pending = msgspec.json.Decoder(PendingRecord).decode
+
+
+def _cancelled(request_id: int, reason: str) -> bytes:
+    return jsonrpc.notification(spec.CANCELLED, {"requestId": request_id, "reason": reason})
 
 
 class SessionActor:
@@ -105,7 +121,7 @@ class SessionActor:
 
     # Slots: an idle live session should cost little memory (bench target: 2 KB).
     __slots__ = ("app", "storage", "config", "lifetimes", "session", "log", "connections", "tasks",
-                 "waiters", "closed", "last_active")
+                 "waiters", "closed", "ended", "last_active", "alarm_at")
 
     def __init__(self, session_id: str, app: Any, storage: Storage, config: HttpConfig,
                  lifetimes: Lifetimes | None = None, fresh: bool = False):
@@ -120,9 +136,13 @@ class SessionActor:
         self.tasks: dict[RequestId, tuple[asyncio.Task, Context]] = {}
         self.waiters: dict[int, asyncio.Future] = {}
         self.closed = False
+        #: The session is over (DELETE or expiry) and its storage deleted.
+        self.ended = False
         # Woken from storage, the clock starts at the last activity written down: being
         # woken (by an alarm, say) is not activity.
         self.last_active = self.session.state.last_seen or time.time()
+        #: When the storage alarm is set for (mirrored, so arming it costs no read).
+        self.alarm_at: float | None = None if fresh else storage.get_alarm()
         if self.session.restored:
             self._recover()
 
@@ -133,20 +153,46 @@ class SessionActor:
         resumes it gets an answer instead of waiting forever; requests we had sent to the
         client are forgotten (their handlers are gone).
         """
+        now = time.time()
+        pending = self.storage.list("p/")
+        for key, raw in pending:
+            record = _decode_pending(raw)
+            stream = self.log.streams.get(record.stream)
+            if stream is not None and not stream.finished and record.deadline > now:
+                # The client may still be asking its user: tell it the question is void.
+                self.log.append(stream, _cancelled(int(key[2:]), "the server restarted; the request that "
+                                                                   "asked this is over"))
         for stream in self.log.orphans():
             if stream.request_id is not None:
                 self.log.append(stream, jsonrpc.error(stream.request_id, spec.INTERNAL_ERROR, RESTARTED))
-            self.log.finish(stream, delivered=False)
-        self.storage.delete_prefix("p/")
+            self._finish(stream, delivered=False)
+        if pending:
+            self.storage.delete_prefix("p/")
         if self.session.legacy:  # its stream died with the process, and cannot be resumed
-            self.storage.set_alarm(time.time() + self.lifetimes.legacy_grace)
+            self._set_alarm(now + self.lifetimes.legacy_grace, earlier_only=False)
+
+    def _set_alarm(self, at: float, earlier_only: bool = True) -> None:
+        """Arm the storage alarm for ``at`` (only if that is earlier than the one set, with
+        ``earlier_only``); :meth:`alarm` re-arms it for whatever is due next."""
+        if earlier_only and self.alarm_at is not None and self.alarm_at <= at:
+            return
+        self.alarm_at = at
+        self.storage.set_alarm(at)
+
+    def _finish(self, stream: Stream, delivered: bool) -> None:
+        """End a stream; its retention (the grace of a delivered one) is kept by the alarm."""
+        due = self.log.finish(stream, delivered)
+        if due is not None:
+            self._set_alarm(due)
 
     def arm(self, transport: str = spec.TRANSPORT_STREAMABLE) -> None:
-        """A new session: its transport and its expiry alarm. The state is written by what
-        comes next in the same tick (``initialize``, or opening the HTTP+SSE stream)."""
+        """A new session: its transport and its expiry alarm (soon, until the handshake
+        completes). The state is written by what comes next in the same tick
+        (``initialize``, or opening the HTTP+SSE stream)."""
         self.session.state.transport = transport
         self.session.state.last_seen = self.last_active
-        self.storage.set_alarm(self.last_active + self.lifetimes.session_ttl)
+        self._set_alarm(self.last_active + min(self.lifetimes.session_ttl, self.lifetimes.handshake_ttl),
+                        earlier_only=False)
 
     def touch(self) -> None:
         now = time.time()
@@ -173,6 +219,8 @@ class SessionActor:
             self.last_active = max(self.last_active, now)  # a listening client or running work is activity
         last = max(self.last_active, self.session.state.last_seen)
         ttl = self.lifetimes.session_ttl
+        if not self.session.operating:
+            ttl = min(ttl, self.lifetimes.handshake_ttl)  # never got past its handshake
         if self.session.legacy and GET_STREAM not in self.connections:
             ttl = min(ttl, self.lifetimes.legacy_grace)  # its stream is gone for good
         if now - last >= ttl:
@@ -181,8 +229,8 @@ class SessionActor:
         due = self.log.expire(now)
         if due is not None:
             next_at = min(next_at, due)
-        self.storage.set_alarm(next_at)
-        await self.storage.flush()
+        self._set_alarm(next_at, earlier_only=False)
+        await self.flush()
         return False
 
     # -- input: a routed HTTP request ----------------------------------------------------
@@ -196,6 +244,9 @@ class SessionActor:
         action = route.action
         if action == router.OPEN:
             reply = await self.post(msg)  # type: ignore[arg-type]
+            if not self.session.ready:  # initialize failed: no session comes of it
+                self.end()
+                return reply
             return Reply(reply.status, reply.content_type, reply.body, reply.connection,
                          ((spec.HEADER_SESSION_ID, self.session.id),))
         if action == router.LEGACY_OPEN:
@@ -231,7 +282,7 @@ class SessionActor:
             return await self._legacy_request(rid, method, params)
         sse_reply = not self.config.json_response and method != spec.INITIALIZE
         try:
-            self.session.begin(rid)
+            self.session.begin(rid, method)
         except ProtocolError as exc:
             return await self._immediate(jsonrpc.error(rid, exc.code, exc.message), sse_reply)
         if not sse_reply:
@@ -241,10 +292,13 @@ class SessionActor:
             if payload is None:
                 task, _ = self.tasks[rid]
                 await asyncio.wait((task,))
-                payload = None if task.cancelled() else task.result()
+                # A JSON reply must carry one message; for a cancelled request (which
+                # gets no response) that is an error the client, having cancelled, ignores.
+                payload = jsonrpc.error(rid, spec.REQUEST_CANCELLED, "Request cancelled by the client") \
+                    if task.cancelled() else task.result()
             else:
                 self.session.end(rid)
-            await self.storage.flush()
+            await self.flush()
             return Reply(200, spec.CONTENT_JSON, payload) if payload else ACCEPTED
         stream = self.log.open(rid)
         ctx = Context(self, rid, params, stream)
@@ -252,21 +306,21 @@ class SessionActor:
         if payload is not None:
             self.session.end(rid)
             head = self._prime(stream, store=False) + self.log.append(stream, payload)
-            self.log.finish(stream, delivered=True)
-            await self.storage.flush()
+            self._finish(stream, delivered=True)
+            await self.flush()
             return Reply(200, spec.CONTENT_SSE, head)
         self.log.persist(stream)
         # Registered before any await: whatever the task emits from here on is queued on it.
         conn = self._connect(stream.id)
         head = self._prime(stream)
-        await self.storage.flush()
+        await self.flush()
         return Reply(200, spec.CONTENT_SSE, head, conn)
 
     async def _legacy_request(self, rid: RequestId, method: str, params: dict) -> Reply:
         """HTTP+SSE: the POST gets 202 and everything, the response too, goes on the stream."""
         stream = self.log.streams[GET_STREAM]
         try:
-            self.session.begin(rid)
+            self.session.begin(rid, method)
         except ProtocolError as exc:
             self.emit(stream, jsonrpc.error(rid, exc.code, exc.message))
         else:
@@ -274,7 +328,7 @@ class SessionActor:
             if payload is not None:
                 self.session.end(rid)
                 self.emit(stream, payload)
-        await self.storage.flush()
+        await self.flush()
         return ACCEPTED
 
     async def _immediate(self, payload: bytes, sse_reply: bool) -> Reply:
@@ -282,8 +336,8 @@ class SessionActor:
             return Reply(200, spec.CONTENT_JSON, payload)
         stream = self.log.open(None)
         head = self._prime(stream, store=False) + self.log.append(stream, payload)
-        self.log.finish(stream, delivered=True)
-        await self.storage.flush()
+        self._finish(stream, delivered=True)
+        await self.flush()
         return Reply(200, spec.CONTENT_SSE, head)
 
     def _prime(self, stream: Stream, store: bool = True) -> bytes:
@@ -296,7 +350,7 @@ class SessionActor:
         handler = SESSION_METHODS.get(method) or METHODS.get(method)
         rid = ctx.request_id
         if handler is None:
-            return jsonrpc.error(rid, spec.METHOD_NOT_FOUND, f"Method not found: {method}")
+            return jsonrpc.error(rid, spec.METHOD_NOT_FOUND, f"Method not found: {jsonrpc.shown(method)}")
         try:
             result = handler(ctx)
         except Exception as exc:
@@ -338,7 +392,7 @@ class SessionActor:
         if payload is not None:
             self.emit(stream, payload)
         conn = self.connections.pop(stream.id, None)
-        self.log.finish(stream, delivered=conn is not None)
+        self._finish(stream, delivered=conn is not None)
         if conn is not None:
             conn.close()
 
@@ -379,8 +433,10 @@ class SessionActor:
                 old.close()
             body = b"".join(frames)
             if stream.finished:
-                self.log.delivered(stream)
-                await self.storage.flush()
+                due = self.log.delivered(stream)
+                if due is not None:
+                    self._set_alarm(due)
+                await self.flush()
                 return Reply(200, spec.CONTENT_SSE, body)
         else:
             stream = self.log.streams[GET_STREAM]
@@ -394,18 +450,19 @@ class SessionActor:
                 )
             body = self._prime(stream)
         conn = self._connect(stream.id)
-        await self.storage.flush()
+        await self.flush()
         return Reply(200, spec.CONTENT_SSE, body, conn)
 
     async def open_legacy_stream(self, endpoint_url: str) -> Reply:
         """GET on the SSE path: the session's one stream, opening with its ``endpoint`` event."""
         self.session.save()  # the session exists from now on, before any initialize
         conn = self._connect(GET_STREAM)
-        await self.storage.flush()
+        await self.flush()
         return Reply(200, spec.CONTENT_SSE, sse.endpoint(endpoint_url), conn)
 
     def _connect(self, stream_id: int) -> Connection:
-        conn = self.connections[stream_id] = Connection(stream_id, self.storage.flush, self._detached)
+        conn = self.connections[stream_id] = Connection(stream_id, self.flush, self._detached,
+                                                        self.lifetimes.max_buffer)
         return conn
 
     def _detached(self, conn: Connection) -> None:
@@ -414,12 +471,14 @@ class SessionActor:
             del self.connections[conn.stream_id]
             if self.session.legacy and not self.closed:
                 # Its client cannot come back to this stream: end the session after a grace.
-                self.storage.set_alarm(time.time() + self.lifetimes.legacy_grace)
+                self._set_alarm(time.time() + self.lifetimes.legacy_grace)
         self.last_active = time.time()
 
     # -- output ---------------------------------------------------------------------------------
 
     def emit(self, stream: Stream, payload: bytes) -> None:
+        if self.closed:
+            return  # a handler outliving its session writes nothing (the session's data is gone)
         frame = self.log.append(stream, payload)
         conn = self.connections.get(stream.id)
         if conn is not None:
@@ -450,8 +509,8 @@ class SessionActor:
         self.emit(stream, jsonrpc.notification(spec.PROGRESS, params))
 
     def close_stream(self, stream: Stream) -> None:
-        if not self.session.primes or stream.finished:
-            return
+        if not self.session.primes or stream.finished or stream.id == GET_STREAM:
+            return  # only a request's own stream may be closed for polling (not in JSON mode)
         conn = self.connections.pop(stream.id, None)
         if conn is not None:
             conn.push(sse.retry(self.config.retry_ms))
@@ -464,15 +523,36 @@ class SessionActor:
             conn.close(poll=True)
         self.connections.clear()
 
-    def announce(self, method: str, params: dict | None, uri: str | None) -> None:
-        """An app-wide notification; sent on the GET stream if this session wants it."""
+    def announce(self, method: str, params: dict | None, uri: str | None, seq: int = 0) -> None:
+        """An app-wide notification (number ``seq`` of the app's announcement log); sent on
+        the GET stream if this session wants it."""
+        if seq:
+            self.session.state.announced = seq  # written with the next save (at the latest, hibernation)
         if not self.session.ready:
             return
-        if uri is not None and uri not in self.session.state.subscriptions:
+        if uri is not None and not self.session.subscribes(uri):
             return
         self.emit(self.log.streams[GET_STREAM], jsonrpc.notification(method, params))
 
+    def catch_up(self, missed: list[tuple[int, str, dict | None, str | None]], gap: bool) -> None:
+        """Woken from storage: hear the announcements made while this actor slept, so a
+        client resuming its GET stream gets them. ``gap``: some were made but no longer
+        kept; then every list may have changed and every subscribed resource may have been
+        updated, and the client is told so (a notification too many is harmless, one too
+        few is not)."""
+        if gap and self.session.ready:
+            for kind in ("tools", "resources", "prompts"):
+                self.announce(f"notifications/{kind}/list_changed", None, None)
+            for uri in list(self.session.subscribed or ()):
+                self.announce(spec.RESOURCE_UPDATED, {"uri": uri}, uri)
+        for seq, method, params, uri in missed:
+            self.announce(method, params, uri, seq)
+        if missed or gap:
+            self.session.save()
+
     async def request_client(self, stream: Stream, method: str, params: dict | None, timeout: float) -> Any:
+        if self.closed:
+            raise ClientError(spec.INTERNAL_ERROR, "The session was closed")
         rid = self.session.next_server_request_id()
         self.session.save()
         waiter = asyncio.get_running_loop().create_future()
@@ -483,12 +563,28 @@ class SessionActor:
         try:
             return await asyncio.wait_for(waiter, timeout)
         except asyncio.TimeoutError:
+            # cancellation: the side that gives up on a request says so.
+            self.emit(stream, _cancelled(rid, f"no answer within {timeout:g} s"))
             raise ClientError(spec.REQUEST_TIMEOUT,
                               f"The client did not answer {method} within {timeout:g} s") from None
         finally:
             self.waiters.pop(rid, None)
             if not self.closed:
                 self.storage.delete(key)
+
+    # -- durability --------------------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """The output gate (rule 3). If the store could not commit, what this actor holds
+        in memory is ahead of what storage kept: it closes, and its host wakes a fresh actor
+        from storage for the next request (running requests then end as "server restarted")."""
+        try:
+            await self.storage.flush()
+        except StoreUnavailable:
+            if not self.closed:
+                log.error("session %s: the store could not commit; reloading it from storage", self.session.id)
+                self.close()
+            raise
 
     # -- end -------------------------------------------------------------------------------------
 
@@ -512,6 +608,7 @@ class SessionActor:
     def end(self) -> None:
         """The session is over (DELETE or expiry): stop, and delete everything it stored."""
         self.close()
+        self.ended = True
         self.log.drop()
         self.storage.delete_alarm()
 
@@ -539,7 +636,8 @@ def _set_level(ctx: Context) -> dict:
 
 
 def _subscribe(ctx: Context) -> dict:
-    ctx.host.session.subscribe(str_param(ctx, "uri"))  # type: ignore[attr-defined]
+    actor: SessionActor = ctx.host  # type: ignore[assignment]
+    actor.session.subscribe(str_param(ctx, "uri"), actor.lifetimes.max_subscriptions)
     return {}
 
 

@@ -23,6 +23,25 @@ from .session_actor import Lifetimes
 DEFAULT_APP = "engine.demo:app"
 
 
+class ServerLimits(msgspec.Struct, kw_only=True, frozen=True):
+    """Limits of the local HTTP server below the application (:mod:`engine.local.protocols`);
+    on Workers, Cloudflare's edge plays this part."""
+
+    #: Seconds for a whole request head to arrive (also bounds idle keep-alive connections).
+    head_timeout: float = 10.0
+    #: Seconds an idle keep-alive connection waits for its next request (uvicorn's).
+    idle_timeout: float = 5.0
+    #: Seconds for the rest of a request body to arrive once its head has.
+    body_timeout: float = 30.0
+    max_headers: int = 100
+    #: Bytes of request line and headers.
+    max_head_bytes: int = 32 * 1024
+    #: Open connections at once; past it a new one gets 503 and is closed.
+    max_connections: int = 1000
+    #: Seconds a client may leave a response unread (its buffers full) before it is cut off.
+    write_timeout: float = 30.0
+
+
 class Settings(msgspec.Struct, kw_only=True):
     """What the front, the actors and the runtimes are configured with."""
 
@@ -30,6 +49,7 @@ class Settings(msgspec.Struct, kw_only=True):
     http: HttpConfig = msgspec.field(default_factory=HttpConfig)
     paths: Paths = Paths()
     lifetimes: Lifetimes = Lifetimes()
+    server: ServerLimits = ServerLimits()
     #: Seconds between SSE comments on idle streams.
     keepalive: float = 15.0
     #: Signs session ids on the Worker (``SESSION_SECRET``).
@@ -137,6 +157,33 @@ OPTIONS: tuple[Option, ...] = (
            "idle seconds before a session is deleted", "lifetimes.session_ttl", metavar="SECONDS"),
     Option("--stream-events", "STREAM_EVENTS", _number(int, 1), StreamLimits().max_events,
            "events each stream keeps for resumption", "lifetimes.streams.max_events", metavar="N"),
+    Option("--max-sessions", None, _number(int, 1), Lifetimes().max_sessions,
+           "sessions that may exist at once; past it initialize gets 503", "lifetimes.max_sessions",
+           metavar="N"),
+    Option("--handshake-ttl", None, _number(float, 0, low_open=True), Lifetimes().handshake_ttl,
+           "seconds a session that never completed its handshake lives", "lifetimes.handshake_ttl",
+           metavar="SECONDS"),
+    Option("--max-subscriptions", "MAX_SUBSCRIPTIONS", _number(int, 0), Lifetimes().max_subscriptions,
+           "resource subscriptions one session may hold", "lifetimes.max_subscriptions", metavar="N"),
+    Option("--max-buffer", "MAX_BUFFER", _number(int, 1024), Lifetimes().max_buffer,
+           "bytes one SSE response may hold for a client that is not reading; past it the "
+           "connection is closed and the client resumes with Last-Event-ID", "lifetimes.max_buffer",
+           metavar="BYTES"),
+    Option("--max-connections", None, _number(int, 1), ServerLimits().max_connections,
+           "open connections at once; past it a new one gets 503", "server.max_connections", metavar="N"),
+    Option("--max-headers", None, _number(int, 1), ServerLimits().max_headers,
+           "request headers; past it 431", "server.max_headers", metavar="N"),
+    Option("--max-head-bytes", None, _number(int, 256), ServerLimits().max_head_bytes,
+           "bytes of request line and headers; past it 431", "server.max_head_bytes", metavar="BYTES"),
+    Option("--head-timeout", None, _number(float, 0, low_open=True), ServerLimits().head_timeout,
+           "seconds for a request head to arrive; past it 408", "server.head_timeout", metavar="SECONDS"),
+    Option("--idle-timeout", None, _number(float, 0, low_open=True), ServerLimits().idle_timeout,
+           "seconds an idle keep-alive connection is kept", "server.idle_timeout", metavar="SECONDS"),
+    Option("--body-timeout", None, _number(float, 0, low_open=True), ServerLimits().body_timeout,
+           "seconds for a request body to arrive; past it 408", "server.body_timeout", metavar="SECONDS"),
+    Option("--write-timeout", None, _number(float, 0, low_open=True), ServerLimits().write_timeout,
+           "seconds a client may leave a response unread before it is cut off", "server.write_timeout",
+           metavar="SECONDS"),
     Option("--log-level", None, _choice("critical", "error", "warning", "info", "debug", "trace"), "warning",
            "server log level: debug, info, warning, error or critical", metavar="LEVEL"),
 )

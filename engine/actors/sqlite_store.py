@@ -3,7 +3,14 @@
 Durability rule: writes go into an open transaction at once (so reads see them) and are
 committed together at the end of the current event-loop tick, one COMMIT for every actor
 that wrote in that tick (group commit). ``flush()`` waits for that commit, and the actor
-releases no bytes to a client before its flush returns. With ``synchronous=NORMAL`` (the
+releases no bytes to a client before its flush returns.
+
+Faults: a write or the COMMIT that fails (disk full, an I/O error) fails the whole group.
+SQLite may already have rolled the transaction back by itself; the backend makes sure it
+has, skips the group's remaining writes (they would otherwise run in autocommit mode, each
+kept on its own), and every flush of that group raises
+:class:`~engine.protocol.storage.StoreUnavailable`. The next write opens a new group, so
+the store serves again as soon as the cause is gone. With ``synchronous=NORMAL`` (the
 default) a commit survives the process being killed; ``synchronous=FULL`` also survives
 power loss, at the cost of an fsync per group.
 """
@@ -16,11 +23,13 @@ import sqlite3
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from ..protocol.storage import key_range
+from ..protocol.storage import StoreUnavailable, key_range
 
 T = TypeVar("T")
 
 SCHEMA_VERSION = "1"
+#: Failed groups remembered for their late flushers.
+_KEEP_FAILURES = 64
 
 
 class StoreError(Exception):
@@ -53,6 +62,13 @@ class SqliteBackend:
         self._in_tx = False
         self._savepoints = 0
         self._commit: asyncio.Future | None = None
+        #: Why the open group failed; its remaining writes are skipped until it ends.
+        self._failed: BaseException | None = None
+        #: The open (or last) group's number, and why recent groups failed, by number:
+        #: a namespace that wrote in a failed group learns it at its next flush, even
+        #: if that comes after the group ended.
+        self._group = 0
+        self._failures: dict[int, str] = {}
 
     def _take_lock(self):
         """One server per store: two would each wake their own actor for the same session."""
@@ -92,12 +108,35 @@ class SqliteBackend:
 
     # -- writes and group commit ----------------------------------------------------------
 
-    def write(self, sql: str, args: tuple) -> None:
+    def write(self, sql: str, args: tuple) -> int:
+        """Run a write in the open group (opening one if need be); returns the group's number."""
+        self._begin()
+        self._exec(sql, args)
+        return self._group
+
+    def _begin(self) -> None:
         if not self._in_tx:
-            self.db.execute("BEGIN")
             self._in_tx = True
+            self._group += 1
             self._schedule_commit()
-        self.db.execute(sql, args)
+            self._exec("BEGIN")
+
+    def _exec(self, sql: str, args: tuple = ()) -> None:
+        """Run a statement of the open group; a failure fails the group (see the module doc)."""
+        if self._failed is not None:
+            return
+        try:
+            self.db.execute(sql, args)
+        except sqlite3.Error as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        self._failed = exc
+        if self.db.in_transaction:
+            try:
+                self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the connection rolls back by itself when it cannot
 
     def _schedule_commit(self) -> None:
         if self._commit is not None:
@@ -111,46 +150,63 @@ class SqliteBackend:
 
     def _do_commit(self) -> None:
         waiter, self._commit = self._commit, None
-        try:
-            self.commit()
-        except Exception as exc:  # disk full, I/O error: every waiter hears of it
-            if waiter is not None and not waiter.done():
-                waiter.set_exception(exc)
-                waiter.exception()  # mark retrieved; the flushers re-raise it
+        failed = self.commit()
+        if waiter is None or waiter.done():
             return
-        if waiter is not None and not waiter.done():
+        if failed is None:
             waiter.set_result(None)
+        else:  # disk full, an I/O error: every flusher of the group hears of it
+            waiter.set_exception(StoreUnavailable(
+                f"the store could not commit ({failed}); nothing of this group was kept"))
+            waiter.exception()  # mark retrieved; the flushers re-raise it
 
-    def commit(self) -> None:
-        if self._in_tx and not self._savepoints:
-            self.db.execute("COMMIT")
-            self._in_tx = False
+    def commit(self) -> BaseException | None:
+        """End the open group: COMMIT, or (if it failed) make sure it is rolled back.
+        Returns why it failed, or None."""
+        if not self._in_tx or self._savepoints:
+            return None
+        if self._failed is None:
+            try:
+                self.db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._fail(exc)
+        failed, self._failed = self._failed, None
+        self._in_tx = False
+        if failed is not None:
+            self._failures[self._group] = str(failed)
+            while len(self._failures) > _KEEP_FAILURES:
+                del self._failures[next(iter(self._failures))]
+        return failed
 
-    async def flush(self) -> None:
-        if not self._in_tx:
-            return
-        if self._commit is None:
-            self._schedule_commit()
-        waiter = self._commit
-        if waiter is not None:
-            await asyncio.shield(waiter)
+    async def flush(self, group: int = 0) -> None:
+        """Wait for the open group's commit. Raises StoreUnavailable if group ``group``
+        (the caller's last write) failed, whether it is the open group or an earlier one."""
+        if self._in_tx:
+            if self._commit is None:
+                self._schedule_commit()
+            waiter = self._commit
+            if waiter is not None:
+                try:
+                    await asyncio.shield(waiter)
+                except StoreUnavailable:
+                    pass  # reported below, to those who wrote in that group
+        reason = self._failures.get(group)
+        if reason is not None:
+            raise StoreUnavailable(f"the store could not commit ({reason}); nothing of that group was kept")
 
     def savepoint(self, fn: Callable[[], T]) -> T:
-        if not self._in_tx:
-            self.db.execute("BEGIN")
-            self._in_tx = True
-            self._schedule_commit()
+        self._begin()
         self._savepoints += 1
         name = f"sp{self._savepoints}"
-        self.db.execute(f"SAVEPOINT {name}")
+        self._exec(f"SAVEPOINT {name}")
         try:
             result = fn()
         except BaseException:
-            self.db.execute(f"ROLLBACK TO {name}")
-            self.db.execute(f"RELEASE {name}")
+            self._exec(f"ROLLBACK TO {name}")
+            self._exec(f"RELEASE {name}")
             self._savepoints -= 1
             raise
-        self.db.execute(f"RELEASE {name}")
+        self._exec(f"RELEASE {name}")
         self._savepoints -= 1
         return result
 
@@ -161,6 +217,9 @@ class SqliteBackend:
 
     def exists(self, name: str, key: str) -> bool:
         return self.db.execute("SELECT 1 FROM kv WHERE ns = ? AND key = ?", (name, key)).fetchone() is not None
+
+    def count(self, key: str) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM kv WHERE key = ?", (key,)).fetchone()[0]
 
     def drop(self, name: str) -> None:
         self.write("DELETE FROM kv WHERE ns = ?", (name,))
@@ -178,29 +237,29 @@ class SqliteBackend:
             self._lock = None
 
     def close(self) -> None:
-        if self._in_tx:
-            self.db.execute("COMMIT")
-            self._in_tx = False
+        self._savepoints = 0
+        self.commit()
         self.db.close()
         self._release()
 
 
 class SqliteStorage:
-    __slots__ = ("backend", "ns")
+    __slots__ = ("backend", "ns", "group")
 
     def __init__(self, backend: SqliteBackend, ns: str):
         self.backend = backend
         self.ns = ns
+        self.group = 0  # the group of this namespace's last write
 
     def get(self, key: str) -> bytes | None:
         row = self.backend.db.execute("SELECT value FROM kv WHERE ns = ? AND key = ?", (self.ns, key)).fetchone()
         return row[0] if row else None
 
     def put(self, key: str, value: bytes) -> None:
-        self.backend.write("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (self.ns, key, value))
+        self.group = self.backend.write("INSERT OR REPLACE INTO kv VALUES (?, ?, ?)", (self.ns, key, value))
 
     def delete(self, key: str) -> None:
-        self.backend.write("DELETE FROM kv WHERE ns = ? AND key = ?", (self.ns, key))
+        self.group = self.backend.write("DELETE FROM kv WHERE ns = ? AND key = ?", (self.ns, key))
 
     def _range(self, prefix: str, after: str | None) -> tuple[str, tuple]:
         where, args = key_range(prefix, after)
@@ -212,20 +271,20 @@ class SqliteStorage:
 
     def delete_prefix(self, prefix: str) -> None:
         where, args = self._range(prefix, None)
-        self.backend.write(f"DELETE FROM kv WHERE {where}", args)
+        self.group = self.backend.write(f"DELETE FROM kv WHERE {where}", args)
 
     def transaction(self, fn: Callable[[], T]) -> T:
         return self.backend.savepoint(fn)
 
     async def flush(self) -> None:
-        await self.backend.flush()
+        await self.backend.flush(self.group)
 
     def set_alarm(self, at: float) -> None:
-        self.backend.write("INSERT OR REPLACE INTO alarms VALUES (?, ?)", (self.ns, at))
+        self.group = self.backend.write("INSERT OR REPLACE INTO alarms VALUES (?, ?)", (self.ns, at))
 
     def get_alarm(self) -> float | None:
         row = self.backend.db.execute("SELECT at FROM alarms WHERE ns = ?", (self.ns,)).fetchone()
         return row[0] if row else None
 
     def delete_alarm(self) -> None:
-        self.backend.write("DELETE FROM alarms WHERE ns = ?", (self.ns,))
+        self.group = self.backend.write("DELETE FROM alarms WHERE ns = ?", (self.ns,))

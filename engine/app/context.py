@@ -11,7 +11,8 @@ imports nothing from the actors.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+import functools
+from typing import Any, Callable, Protocol, TypeVar
 
 import msgspec
 
@@ -64,6 +65,28 @@ class HandlerHost(Protocol):
         ...
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _on_host_loop(method: F) -> F:
+    """Run a Context method on the event loop its host lives on. A ``thread=True`` tool that
+    awaits it in a loop of its own (``asyncio.run(ctx.info(...))``) would otherwise touch
+    the host (and its store) from another thread."""
+
+    @functools.wraps(method)
+    async def hop(self: "Context", *args: Any, **kwargs: Any) -> Any:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - awaited, so a loop is running
+            running = None
+        if running is self.loop or self.loop is None:
+            return await method(self, *args, **kwargs)
+        future = asyncio.run_coroutine_threadsafe(method(self, *args, **kwargs), self.loop)
+        return await asyncio.wrap_future(future)
+
+    return hop  # type: ignore[return-value]
+
+
 class ClientError(Exception):
     """The client answered a server-to-client request with a JSON-RPC error."""
 
@@ -98,10 +121,14 @@ class Elicited(msgspec.Struct, kw_only=True):
 class Context:
     """Handed to a handler whose parameter is annotated ``Context``."""
 
-    __slots__ = ("host", "request_id", "params", "stream", "progress_token", "cancelled")
+    __slots__ = ("host", "request_id", "params", "stream", "progress_token", "cancelled", "loop")
 
     def __init__(self, host: HandlerHost, request_id: RequestId, params: dict, stream: Any):
         self.host = host
+        try:
+            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self.loop = None
         self.request_id = request_id
         self.params = params
         self.stream = stream
@@ -134,6 +161,7 @@ class Context:
 
     # -- notifications ------------------------------------------------------------------
 
+    @_on_host_loop
     async def progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
         """Report progress, if the client asked for it with ``_meta.progressToken``."""
         if self.progress_token is None:
@@ -145,6 +173,7 @@ class Context:
             params["message"] = message
         self.host.progress(self.stream, params)
 
+    @_on_host_loop
     async def log(self, level: str, data: Any, logger: str | None = None) -> None:
         """Send a log message, unless the client's ``logging/setLevel`` filters it out."""
         if level not in spec.LOG_SEVERITY:
@@ -168,6 +197,7 @@ class Context:
     async def error(self, data: Any, logger: str | None = None) -> None:
         await self.log("error", data, logger)
 
+    @_on_host_loop
     async def close_stream(self) -> None:
         """Close this request's SSE connection now; the client reconnects and resumes.
 
@@ -185,6 +215,7 @@ class Context:
                 f"The client did not declare the '{capability}' capability, so the server cannot {what}",
             )
 
+    @_on_host_loop
     async def request(self, method: str, params: dict | None = None, timeout: float = 300.0) -> Any:
         """Send a request to the client on this request's stream and await its result."""
         return await self.host.request_client(self.stream, method, params, timeout)

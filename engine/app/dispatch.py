@@ -21,7 +21,7 @@ import msgspec
 from ..protocol import spec
 from . import content
 from .context import Context
-from ..protocol.jsonrpc import ProtocolError
+from ..protocol.jsonrpc import ProtocolError, shown
 
 log = logging.getLogger("engine")
 
@@ -71,7 +71,7 @@ def call_tool(ctx: Context) -> Any:
     name = str_param(ctx, "name")
     tool = ctx.app.tools.get(name)
     if tool is None:
-        raise ProtocolError(spec.INVALID_PARAMS, f"Unknown tool: {name!r}; tools/list names the tools")
+        raise ProtocolError(spec.INVALID_PARAMS, f"Unknown tool: {shown(name)}; tools/list names the tools")
     try:
         kwargs = tool.signature.convert(_args(ctx, "arguments"))
     except (msgspec.ValidationError, TypeError) as exc:
@@ -129,12 +129,12 @@ def read_resource(ctx: Context) -> Any:
     uri = str_param(ctx, "uri")
     found = ctx.app.find_resource(uri)
     if found is None:
-        raise ProtocolError(spec.RESOURCE_NOT_FOUND, f"Resource not found: {uri}", data={"uri": uri})
+        raise ProtocolError(spec.RESOURCE_NOT_FOUND, f"Resource not found: {shown(uri, 200, quoted=False)}", data={"uri": uri})
     res, variables = found
     try:
         kwargs = res.signature.convert(variables)
     except msgspec.ValidationError as exc:
-        raise ProtocolError(spec.INVALID_PARAMS, f"Invalid resource URI {uri}: {exc}") from None
+        raise ProtocolError(spec.INVALID_PARAMS, f"Invalid resource URI {shown(uri, 200, quoted=False)}: {exc}") from None
     if res.signature.context_param:
         kwargs[res.signature.context_param] = ctx
     return _call(res.fn, res.is_async, kwargs,
@@ -152,7 +152,7 @@ def get_prompt(ctx: Context) -> Any:
     name = str_param(ctx, "name")
     prompt = ctx.app.prompts.get(name)
     if prompt is None:
-        raise ProtocolError(spec.INVALID_PARAMS, f"Unknown prompt: {name!r}; prompts/list names the prompts")
+        raise ProtocolError(spec.INVALID_PARAMS, f"Unknown prompt: {shown(name)}; prompts/list names the prompts")
     try:
         kwargs = prompt.signature.convert(_args(ctx, "arguments"))
     except msgspec.ValidationError as exc:

@@ -39,6 +39,9 @@ def _headers(scope: dict) -> dict[str, str]:
 
 
 class _BodyReader:
+    """Reads a request body for the front, at most ``limit`` bytes. (How long it may take
+    is the protocol's business: :mod:`engine.local.protocols` times out slow bodies.)"""
+
     __slots__ = ("receive",)
 
     def __init__(self, receive: Callable):

@@ -10,14 +10,18 @@ from __future__ import annotations
 import argparse
 import logging
 
+import msgspec
+
 from ..actors.memory_store import MemoryBackend
-from ..actors.settings import DEFAULT_APP, BadSetting, Settings, add_arguments, from_args
+from ..actors.settings import DEFAULT_APP, BadSetting, ServerLimits, Settings, add_arguments, from_args
 from ..actors.sqlite_store import SqliteBackend, StoreError
 from ..app.application import App
 from ..app.loader import AppLoadError, load_app
 from ..protocol.storage import Backend
 
 _ANY_ADDRESS = ("0.0.0.0", "::", "")
+#: File descriptors kept free of connections: the store, its lock, the log, the listener.
+_SPARE_FDS = 32
 
 
 def open_store(spec: str) -> Backend:
@@ -57,6 +61,31 @@ def configure(argv: list[str] | None = None) -> tuple[Settings, dict]:
     return settings, values
 
 
+def _fit_to_fd_limit(limits: ServerLimits) -> ServerLimits:
+    """Connections need file descriptors, and so do the store and the log: raise the soft
+    fd limit as far as the hard one allows, and keep the connection cap under it (a server
+    out of descriptors stops accepting anyone)."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return limits
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = limits.max_connections + _SPARE_FDS
+    if soft != resource.RLIM_INFINITY and soft < want:
+        target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and soft < want:
+        fitted = max(1, soft - _SPARE_FDS)
+        print(f"note: --max-connections lowered from {limits.max_connections} to {fitted} "
+              f"to fit the limit of {soft} open files", flush=True)
+        return msgspec.structs.replace(limits, max_connections=fitted)
+    return limits
+
+
 def main(argv: list[str] | None = None) -> None:
     settings, values = configure(argv)
     try:
@@ -75,6 +104,15 @@ def main(argv: list[str] | None = None) -> None:
     host, port, paths = values["--host"], values["--port"], settings.paths
     display = f"[{host}]" if ":" in host else host
     runtime = LocalRuntime(app, settings.http, backend, settings.lifetimes)
+    limits = _fit_to_fd_limit(settings.server)
+    try:
+        from .protocols import protocol_class
+
+        http_protocol: object = protocol_class(limits)
+    except ImportError:  # no httptools on this platform: uvicorn's h11, with its own head limit
+        http_protocol = "h11"
+        print("note: httptools is not installed, so head timeouts and the connection cap are not enforced",
+              flush=True)
 
     class Server(uvicorn.Server):
         async def startup(self, sockets=None):
@@ -98,6 +136,9 @@ def main(argv: list[str] | None = None) -> None:
         McpAsgi(runtime, settings),
         host=host,
         port=port,
+        http=http_protocol,  # type: ignore[arg-type]
+        h11_max_incomplete_event_size=limits.max_head_bytes,
+        timeout_keep_alive=limits.idle_timeout,
         log_level=level,
         access_log=False,
         lifespan="on",

@@ -5,19 +5,23 @@ It plays the part Cloudflare plays in production, and is the front's
 finds it by name for later requests, waking it from storage if it hibernated (or if the
 process restarted); sends idle actors out of memory; and runs storage alarms, calling
 each actor's ``alarm()`` at least once and retrying with backoff when it raises. It also
-carries the app's announcements to the sessions in memory.
+carries the app's announcements to the sessions in memory and keeps them for the ones
+asleep (:mod:`engine.actors.announcements`), and holds the number of sessions to its cap.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 
+from ..actors import announcements
+from ..actors.front import SessionUnreadable
 from ..actors.memory_store import MemoryBackend
 from ..actors.session_actor import Lifetimes, SessionActor
 from ..app.application import App
-from ..protocol import spec
+from ..protocol import http, spec
 from ..protocol.http import HttpConfig
 from ..protocol.session import new_session_id
 from ..protocol.storage import Backend
@@ -38,8 +42,14 @@ class LocalRuntime:
         self.actors: dict[str, SessionActor] = {}
         self._background: list[asyncio.Task] = []
         self._alarm_failures: dict[str, int] = {}
+        self._unreadable: dict[str, None] = {}  # logged already (bounded)
         self.hibernated = 0  # counters, for tests and operators
         self.expired = 0
+        #: Sessions that exist (in memory or only in storage), held under max_sessions.
+        self.sessions = self.backend.count("meta")
+        self.announcements = announcements.Announcements(self.backend.namespace(announcements.NAMESPACE))
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = 0
 
     # -- addressing -------------------------------------------------------------------------
 
@@ -50,9 +60,13 @@ class LocalRuntime:
 
     def create(self, transport: str = spec.TRANSPORT_STREAMABLE, session_id: str | None = None,
                arm: bool = True) -> SessionActor:
+        if self.sessions >= self.lifetimes.max_sessions:
+            raise http.too_many_sessions(self.lifetimes.max_sessions)
         session_id = session_id or new_session_id()
         actor = self._activate(session_id, fresh=True)
+        actor.session.state.announced = self.announcements.last  # nothing earlier concerns it
         self.actors[session_id] = actor
+        self.sessions += 1
         if arm:
             actor.arm(transport)
         return actor
@@ -62,28 +76,56 @@ class LocalRuntime:
                             self.lifetimes, fresh)
 
     def get(self, session_id: str) -> SessionActor | None:
-        """The session's actor, woken from storage if needed; None if no such session."""
+        """The session's actor, woken from storage if needed; None if no such session.
+
+        A closed actor (its store failed to commit) is replaced by a fresh one. A session
+        whose stored state cannot be loaded raises SessionUnreadable, logged once."""
         actor = self.actors.get(session_id)
+        if actor is not None and actor.closed:
+            del self.actors[session_id]
+            actor = None
         if actor is None and self.backend.exists(session_id, "meta"):
-            actor = self.actors[session_id] = self._activate(session_id)
+            try:
+                actor = self._activate(session_id)
+            except Exception as exc:
+                if session_id not in self._unreadable:
+                    log.error("session %s: its stored state cannot be loaded (%s: %s); it is answered "
+                              "404 and left in the store", session_id, type(exc).__name__, exc)
+                    self._unreadable[session_id] = None
+                    if len(self._unreadable) > 1024:
+                        del self._unreadable[next(iter(self._unreadable))]
+                raise SessionUnreadable(session_id) from None
+            self.actors[session_id] = actor
+            actor.catch_up(*self.announcements.since(actor.session.state.announced))
         return actor
 
     def delete(self, session_id: str) -> bool:
         actor = self.get(session_id)
         if actor is None:
             return False
-        del self.actors[session_id]
         actor.end()
+        self.forget(actor)
         return True
 
     def forget(self, actor: SessionActor) -> None:
-        """An actor ended its session itself (DELETE): drop our reference."""
+        """An actor closed (its session ended, or its store failed): drop our reference;
+        an ended session's namespace goes too, and it no longer counts."""
         if self.actors.get(actor.session.id) is actor:
             del self.actors[actor.session.id]
+        if actor.ended:
+            self.backend.drop(actor.session.id)
+            self.sessions = max(0, self.sessions - 1)
 
     def announce(self, method: str, params: dict | None, uri: str | None) -> None:
+        """The app announced something: every session in memory hears it now, the others
+        when they wake. Called from a worker thread (a ``thread=True`` tool), it hops to
+        the event loop first: the actors and the store belong to that thread."""
+        if self._loop is not None and threading.get_ident() != self._thread:
+            self._loop.call_soon_threadsafe(self.announce, method, params, uri)
+            return
+        seq = self.announcements.append(method, params, uri)
         for actor in list(self.actors.values()):
-            actor.announce(method, params, uri)
+            actor.announce(method, params, uri, seq)
 
     # -- upkeep -----------------------------------------------------------------------------
 
@@ -96,22 +138,26 @@ class LocalRuntime:
         return len(gone)
 
     async def run_alarms(self, now: float) -> None:
+        """Run every due alarm once. One session's failing alarm (or unreadable state) is
+        retried with backoff, then once per session TTL; it never holds up the others."""
         for session_id, _at in self.backend.due_alarms(now):
-            actor = self.get(session_id)
             storage = self.backend.namespace(session_id)
             storage.delete_alarm()  # cleared before the call; alarm() sets the next one
-            if actor is None:
-                continue
             try:
+                actor = self.get(session_id)
+                if actor is None:
+                    continue
                 expired = await actor.alarm(now)
-            except Exception:
+            except Exception as exc:
                 failures = self._alarm_failures.get(session_id, 0) + 1
-                log.exception("alarm of session %s failed (attempt %d)", session_id, failures)
+                if not isinstance(exc, SessionUnreadable):
+                    log.error("alarm of session %s failed (attempt %d): %r", session_id, failures, exc)
                 if failures <= ALARM_RETRIES:
                     self._alarm_failures[session_id] = failures
                     storage.set_alarm(now + 2 ** (failures - 1))
-                else:
+                else:  # still failing: try again much later, never in a hot loop
                     self._alarm_failures.pop(session_id, None)
+                    storage.set_alarm(now + self.lifetimes.session_ttl)
                 continue
             self._alarm_failures.pop(session_id, None)
             if expired:
@@ -141,8 +187,9 @@ class LocalRuntime:
             actor.close_connections()
 
     async def start(self) -> None:
+        self._loop = loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
         self.app.listen(self.announce)
-        loop = asyncio.get_running_loop()
         self._background.append(loop.create_task(self._upkeep()))
         for fn in self.app.startup:
             self._background.append(loop.create_task(self._run_startup(fn)))

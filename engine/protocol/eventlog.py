@@ -88,6 +88,11 @@ def _record_key(stream_id: int) -> str:
     return f"s/{stream_id:010d}"
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only, at most 10 (``str.isdigit`` also takes ``¹²`` and other scripts')."""
+    return 0 < len(text) <= 10 and text.isascii() and text.isdigit()
+
+
 class BadEventId(ValueError):
     """``Last-Event-ID`` is malformed or names a stream this session does not keep."""
 
@@ -197,14 +202,15 @@ class EventLog:
                 self.storage.delete(key)
             stream.first += 1
 
-    def finish(self, stream: Stream, delivered: bool) -> None:
+    def finish(self, stream: Stream, delivered: bool) -> float | None:
         """The stream's request is over; ``delivered``: its last event went to a live connection.
+        Returns when the next stream falls due for dropping (see :meth:`expire`).
 
         A stream never recorded (answered in the tick it opened, and delivered) needs no
         record: its events alone say so on restore.
         """
         if stream.finished:
-            return
+            return None
         stream.finished = True
         stream.delivered = delivered
         stream.finished_at = self.clock()
@@ -212,12 +218,13 @@ class EventLog:
             self.storage.put(_record_key(stream.id), stream.record())
             stream.recorded = True
         (self._delivered if delivered else self._undelivered).append(stream.id)
-        self.expire(stream.finished_at)
+        return self.expire(stream.finished_at)
 
-    def delivered(self, stream: Stream) -> None:
-        """A client resumed a finished stream and got its end: the grace period starts now."""
+    def delivered(self, stream: Stream) -> float | None:
+        """A client resumed a finished stream and got its end: the grace period starts now.
+        Returns when the next stream falls due (see :meth:`expire`)."""
         if not stream.finished or stream.delivered:
-            return
+            return None
         stream.delivered = True
         stream.finished_at = self.clock()
         self.storage.put(_record_key(stream.id), stream.record())
@@ -227,6 +234,7 @@ class EventLog:
         except ValueError:
             pass
         self._delivered.append(stream.id)
+        return self.expire(stream.finished_at)
 
     def expire(self, now: float) -> float | None:
         """Drop streams past their retention; returns when the next one falls due."""
@@ -257,7 +265,7 @@ class EventLog:
     def replay(self, last_event_id: str) -> tuple[Stream, list[bytes]]:
         """The stream ``last_event_id`` belongs to and its stored events after it, in order."""
         stream_part, sep, counter_part = last_event_id.strip().partition(":")
-        if not sep or not stream_part.isdigit() or not counter_part.isdigit():
+        if not sep or not _digits(stream_part) or not _digits(counter_part):
             raise BadEventId(
                 f"Last-Event-ID {last_event_id!r} is not an event id of this server "
                 "(expected '<stream>:<counter>')"

@@ -9,6 +9,7 @@ which knows its status, extra headers and JSON-RPC error body.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any, Mapping
 from urllib.parse import unquote
 
@@ -61,17 +62,23 @@ class HttpError(Exception):
 # -- host and origin (DNS-rebinding protection) ---------------------------------------
 
 
-def _hostname(hostport: str) -> str:
-    """``"[::1]:8000"`` -> ``"[::1]"``, ``"Example.com:80"`` -> ``"example.com"``."""
-    hostport = hostport.strip().lower()
-    if hostport.startswith("["):
-        end = hostport.find("]")
-        return hostport[: end + 1] if end != -1 else hostport
-    return hostport.split(":", 1)[0]
+#: RFC 3986 host (reg-name or IPv4, or an IP literal in brackets) and an optional port:
+#: the shape of a Host header and of an origin's authority. Nothing else (userinfo, a
+#: path, spaces) may ride along, so ``localhost:80@evil.example`` is not "localhost".
+_HOSTPORT = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9._~%!$&'()*+,;=-]+)(:[0-9]{0,5})?")
+
+
+def _hostname(hostport: str) -> str | None:
+    """``"[::1]:8000"`` -> ``"[::1]"``, ``"Example.com:80"`` -> ``"example.com"``; None when
+    the value is not a host with an optional port."""
+    m = _HOSTPORT.fullmatch(hostport.strip().lower())
+    return m.group(1) if m else None
 
 
 def _allowed(value: str, allow: tuple[str, ...], full: str | None = None) -> bool:
     host = _hostname(value)
+    if host is None:
+        return False
     for entry in allow:
         entry = entry.lower()
         if entry == "*" or entry == host or (full is not None and entry == full):
@@ -83,6 +90,9 @@ def _allowed(value: str, allow: tuple[str, ...], full: str | None = None) -> boo
 
 def check_host_and_origin(headers: Mapping[str, str], config: HttpConfig) -> None:
     host = headers.get("host")
+    if host is not None and _hostname(host) is None:
+        raise HttpError(400, spec.INVALID_REQUEST,
+                        "Bad Request: the Host header is not a host name with an optional port")
     if host is not None and not _allowed(host, config.allowed_hosts):
         raise HttpError(
             421,
@@ -287,6 +297,8 @@ def require_session(headers: Mapping[str, str], msg: Message | None = None) -> s
     """The session id of a session-era request that is not ``initialize``, or the 400."""
     session_id = headers.get(spec.HEADER_SESSION_ID)
     if session_id:
+        if len(session_id) > spec.MAX_HEADER_ID_CHARS:  # not one we issued; never looked up
+            raise session_not_found(session_id, msg)
         return session_id
     raise HttpError(
         400,
@@ -312,4 +324,102 @@ def initialize_with_session(msg: Message) -> HttpError:
         spec.INVALID_REQUEST,
         "Bad Request: 'initialize' starts a new session and must not carry Mcp-Session-Id",
         request_id=_request_id(msg),
+    )
+
+
+def last_event_id(headers: Mapping[str, str]) -> str | None:
+    """The ``Last-Event-ID`` to resume after, or None; an overlong one is 400."""
+    value = headers.get(spec.HEADER_LAST_EVENT_ID)
+    if value and len(value) > spec.MAX_HEADER_ID_CHARS:
+        raise HttpError(400, spec.INVALID_REQUEST,
+                        f"Bad Request: Last-Event-ID is longer than {spec.MAX_HEADER_ID_CHARS} characters; "
+                        "send the id of the last event you received")
+    return value or None
+
+
+def session_unreadable(msg: Message | None = None) -> HttpError:
+    """A session whose stored state cannot be read: it is as good as gone for its client
+    (the server logged why); other sessions are untouched."""
+    return HttpError(
+        404,
+        spec.SESSION_NOT_FOUND,
+        "Session not found: its stored state cannot be read; start a new one with 'initialize'",
+        request_id=_request_id(msg),
+    )
+
+
+def store_unavailable(msg: Message | None = None) -> HttpError:
+    """The store could not commit (disk full, an I/O error): nothing of this request was
+    kept. Retry shortly; the session is reloaded from what was stored."""
+    return HttpError(
+        503,
+        spec.STORE_UNAVAILABLE,
+        "Service Unavailable: the server could not store this request (it was not applied); retry shortly",
+        request_id=_request_id(msg),
+        headers=(("retry-after", "1"),),
+    )
+
+
+def internal_error(msg: Message | None = None) -> HttpError:
+    """A fault of the server's own (logged there); the client learns no more than that."""
+    return HttpError(
+        500,
+        spec.INTERNAL_ERROR,
+        "Internal error: the server failed while handling this request and logged why",
+        request_id=_request_id(msg),
+    )
+
+
+# -- connection-level refusals (written by the server's HTTP protocol, before any routing) ---
+
+
+def head_too_large(max_headers: int, max_bytes: int) -> HttpError:
+    return HttpError(
+        431,
+        spec.INVALID_REQUEST,
+        f"Request Header Fields Too Large: at most {max_headers} headers and {max_bytes} bytes of "
+        "request line and headers",
+    )
+
+
+def head_timeout(seconds: float) -> HttpError:
+    return HttpError(408, spec.INVALID_REQUEST,
+                     f"Request Timeout: the request head did not arrive within {seconds:g} s")
+
+
+def body_timeout(seconds: float) -> HttpError:
+    return HttpError(408, spec.INVALID_REQUEST,
+                     f"Request Timeout: the request body did not arrive within {seconds:g} s")
+
+
+def too_many_connections(limit: int) -> HttpError:
+    return HttpError(503, spec.SERVER_BUSY,
+                     f"Service Unavailable: the server holds its limit of {limit} connections; retry shortly",
+                     headers=(("retry-after", "1"),))
+
+
+def malformed_http() -> HttpError:
+    return HttpError(400, spec.INVALID_REQUEST, "Bad Request: not a valid HTTP/1.1 request")
+
+
+def raw_response(exc: HttpError) -> bytes:
+    """A whole HTTP/1.1 response (JSON-RPC error body, then close) for refusals made below
+    the application, where there is no ASGI ``send`` to answer with."""
+    body = exc.body()
+    reasons = {400: "Bad Request", 408: "Request Timeout", 431: "Request Header Fields Too Large",
+               503: "Service Unavailable"}
+    head = [f"HTTP/1.1 {exc.status} {reasons.get(exc.status, 'Error')}",
+            f"content-type: {spec.CONTENT_JSON}", f"content-length: {len(body)}", "connection: close"]
+    head += [f"{name}: {value}" for name, value in exc.headers]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+def too_many_sessions(limit: int, msg: Message | None = None) -> HttpError:
+    return HttpError(
+        503,
+        spec.SERVER_BUSY,
+        f"Service Unavailable: the server holds its limit of {limit} sessions; retry later "
+        "(sessions that are not used expire)",
+        request_id=_request_id(msg),
+        headers=(("retry-after", "30"),),
     )

@@ -63,6 +63,11 @@ def decode(body: bytes) -> Message:
     """Decode one JSON-RPC message or raise :class:`ProtocolError` saying what is wrong."""
     try:
         msg = _decoder.decode(body)
+    except RecursionError:
+        raise ProtocolError(
+            spec.INVALID_REQUEST,
+            "Invalid Request: the message nests objects or arrays too deeply (about 1,000 levels at most)",
+        ) from None
     except msgspec.ValidationError as exc:
         if body.lstrip()[:1] == b"[":
             raise ProtocolError(
@@ -75,7 +80,37 @@ def decode(body: bytes) -> Message:
     except msgspec.DecodeError as exc:
         raise ProtocolError(spec.PARSE_ERROR, f"Parse error: body is not valid JSON ({exc})") from None
     kind(msg)  # validates the shape
+    if msg.params is not UNSET:
+        _check_params(msg)
     return msg
+
+
+def _is_id(value: Any) -> bool:
+    return (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, str) and len(value) <= spec.MAX_ID_CHARS)
+
+
+def _check_params(msg: Message) -> None:
+    """The MCP fields of ``params`` that the server copies or looks up: each must have
+    its type and stay within its cap (:data:`spec.MAX_ID_CHARS`)."""
+    params = msg.params
+    meta = params.get("_meta")  # type: ignore[union-attr]
+    if meta is not None:
+        if not isinstance(meta, dict):
+            raise ProtocolError(spec.INVALID_PARAMS, "Invalid params: '_meta' must be an object")
+        token = meta.get("progressToken")
+        if token is not None and not _is_id(token):
+            raise ProtocolError(
+                spec.INVALID_PARAMS,
+                f"Invalid params: '_meta.progressToken' must be an integer or a string of at most "
+                f"{spec.MAX_ID_CHARS} characters",
+            )
+    if msg.method == spec.CANCELLED and not _is_id(params.get("requestId")):  # type: ignore[union-attr]
+        raise ProtocolError(
+            spec.INVALID_PARAMS,
+            f"Invalid params: 'requestId' must be the id of a request (an integer or a string of at most "
+            f"{spec.MAX_ID_CHARS} characters)",
+        )
 
 
 def kind(msg: Message) -> str:
@@ -87,6 +122,9 @@ def kind(msg: Message) -> str:
             return NOTIFICATION
         if msg.id is None:
             raise ProtocolError(spec.INVALID_REQUEST, "Request id must be a string or an integer, not null")
+        if isinstance(msg.id, str) and len(msg.id) > spec.MAX_ID_CHARS:
+            raise ProtocolError(spec.INVALID_REQUEST,
+                                f"Request id is longer than {spec.MAX_ID_CHARS} characters")
         return REQUEST
     if msg.id is UNSET or (msg.result is UNSET and msg.error is UNSET):
         raise ProtocolError(
@@ -94,6 +132,13 @@ def kind(msg: Message) -> str:
             'Not a JSON-RPC message: it needs "method" (request or notification) or "result"/"error" with an "id"',
         )
     return RESPONSE
+
+
+def shown(value: Any, limit: int = 80, quoted: bool = True) -> str:
+    """A client-chosen value as an error message quotes it: its repr (or a string as it is,
+    ``quoted=False``), cut to ``limit`` characters, so an error never echoes a megabyte back."""
+    text = repr(value) if quoted or not isinstance(value, str) else value
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def response(request_id: RequestId, result: Any) -> bytes:

@@ -92,7 +92,7 @@ def route(method: str, path: str, query: str, headers: Mapping[str, str], paths:
                 raise http.stateless_not_served(requested)
             http.check_version_header(headers)
             return Route(action=LISTEN, session_id=http.require_session(headers),
-                         last_event_id=headers.get(spec.HEADER_LAST_EVENT_ID) or None, headers=cors)
+                         last_event_id=http.last_event_id(headers), headers=cors)
         if method == "DELETE":
             http.check_version_header(headers)
             return Route(action=END, session_id=http.require_session(headers), headers=cors)

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from . import spec
-from .jsonrpc import ProtocolError, RequestId
+from .jsonrpc import ProtocolError, RequestId, shown
 from .storage import Storage
 
 NEW, READY, OPERATING, CLOSED = "new", "ready", "operating", "closed"
@@ -35,14 +35,23 @@ class SessionState(msgspec.Struct, kw_only=True):
     client_capabilities: dict = {}
     phase: str = NEW
     log_level: str | None = None
+    #: Read from records written before subscriptions were stored per key (``u/<uri>``);
+    #: moved to keys on load, never written again.
     subscriptions: list[str] = []
     next_server_request: int = 0
     #: Wall-clock time of the last activity that was written down (expiry counts from it).
     last_seen: float = 0.0
+    #: The number of the app's last announcement this session has heard (list changes,
+    #: resource updates); woken from storage, it catches up from there.
+    announced: int = 0
 
 
 _encode = msgspec.json.Encoder().encode
 _decode_state = msgspec.json.Decoder(SessionState).decode
+
+
+_BEFORE_INITIALIZE = frozenset({spec.INITIALIZE, "ping"})
+_SUB_PREFIX = "u/"
 
 
 def negotiate(requested: Any) -> str:
@@ -53,7 +62,7 @@ def negotiate(requested: Any) -> str:
 
 
 class Session:
-    __slots__ = ("id", "storage", "restored", "state", "in_flight")
+    __slots__ = ("id", "storage", "restored", "state", "in_flight", "subscribed")
 
     def __init__(self, session_id: str, storage: Storage, fresh: bool = False):
         """``fresh``: a session being created, so there is nothing in storage to read."""
@@ -65,30 +74,59 @@ class Session:
         self.state = _decode_state(raw) if raw is not None else SessionState()
         # A dict as an ordered set: an empty set costs 216 bytes, an empty dict 64.
         self.in_flight: dict[RequestId, None] = {}
+        #: Subscribed resource URIs (each stored under ``u/<uri>``); None when there are none.
+        self.subscribed: dict[str, None] | None = None
+        if raw is not None:
+            self._load_subscriptions()
+
+    def _load_subscriptions(self) -> None:
+        uris = [key[2:] for key, _ in self.storage.list(_SUB_PREFIX)]
+        if self.state.subscriptions:  # an older record: move its list to keys
+            for uri in self.state.subscriptions:
+                self.storage.put(_SUB_PREFIX + uri, b"")
+            uris += self.state.subscriptions
+            self.state.subscriptions = []
+            self.save()
+        if uris:
+            self.subscribed = dict.fromkeys(uris)
 
     # -- lifecycle --------------------------------------------------------------------
 
     def initialize(self, params: dict) -> str:
         if self.state.phase != NEW:
             raise ProtocolError(spec.INVALID_REQUEST, "Session is already initialized")
-        caps = params.get("capabilities")
-        info = params.get("clientInfo")
-        self.state.version = negotiate(params.get("protocolVersion"))
-        self.state.client_capabilities = caps if isinstance(caps, dict) else {}
-        self.state.client_info = info if isinstance(info, dict) else {}
+        requested, caps, info = params.get("protocolVersion"), params.get("capabilities"), params.get("clientInfo")
+        if not isinstance(requested, str) or not requested or len(requested) > 32:
+            raise ProtocolError(spec.INVALID_PARAMS, "Invalid params: 'protocolVersion' must be a version string "
+                                                     f"such as {spec.LATEST_VERSION!r}")
+        if not isinstance(caps, dict):
+            raise ProtocolError(spec.INVALID_PARAMS, "Invalid params: 'capabilities' must be an object "
+                                                     "(send {} for none)")
+        if not isinstance(info, dict) or not isinstance(info.get("name"), str) \
+                or not isinstance(info.get("version", ""), str):
+            raise ProtocolError(spec.INVALID_PARAMS, "Invalid params: 'clientInfo' must be an object with string "
+                                                     "'name' and 'version'")
+        self.state.version = negotiate(requested)
+        self.state.client_capabilities = caps
+        self.state.client_info = info
         self.state.phase = READY
         self.save()
         return self.state.version
 
     def initialized(self) -> None:
-        # Not written at once: READY and OPERATING admit the same requests, so losing this
-        # step in a crash changes nothing; the next save records it.
+        """The handshake is complete: from now on the session lives its full TTL (until
+        then, an unused session expires soon), so this step is written down."""
         if self.state.phase == READY:
             self.state.phase = OPERATING
+            self.save()
 
     @property
     def ready(self) -> bool:
         return self.state.phase in (READY, OPERATING)
+
+    @property
+    def operating(self) -> bool:
+        return self.state.phase == OPERATING
 
     @property
     def primes(self) -> bool:
@@ -106,12 +144,16 @@ class Session:
 
     # -- requests -----------------------------------------------------------------------
 
-    def begin(self, request_id: RequestId) -> None:
-        """Admit a client request; a reused in-flight id is refused at once, never queued."""
+    def begin(self, request_id: RequestId, method: str) -> None:
+        """Admit a client request; a reused in-flight id is refused at once, never queued,
+        and before ``initialize`` only ``initialize`` and ``ping`` are served (lifecycle)."""
+        if self.state.phase == NEW and method not in _BEFORE_INITIALIZE:
+            raise ProtocolError(spec.INVALID_REQUEST,
+                                f"Session not initialized: send 'initialize' before {shown(method)}")
         if request_id in self.in_flight:
             raise ProtocolError(
                 spec.INVALID_REQUEST,
-                f"Request id {request_id!r} is already in flight in this session; "
+                f"Request id {shown(request_id)} is already in flight in this session; "
                 "every request needs an id not used before",
             )
         self.in_flight[request_id] = None
@@ -127,10 +169,10 @@ class Session:
     # -- logging and subscriptions ------------------------------------------------------
 
     def set_log_level(self, level: Any) -> None:
-        if level not in spec.LOG_SEVERITY:
+        if not isinstance(level, str) or level not in spec.LOG_SEVERITY:
             raise ProtocolError(
                 spec.INVALID_PARAMS,
-                f"Unknown log level {level!r}; use one of {', '.join(spec.LOG_LEVELS)}",
+                f"Unknown log level {shown(level)}; use one of {', '.join(spec.LOG_LEVELS)}",
             )
         self.state.log_level = level
         self.save()
@@ -139,15 +181,30 @@ class Session:
         floor = self.state.log_level
         return floor is None or spec.LOG_SEVERITY.get(level, 0) >= spec.LOG_SEVERITY[floor]
 
-    def subscribe(self, uri: str) -> None:
-        if uri not in self.state.subscriptions:
-            self.state.subscriptions.append(uri)
-            self.save()
+    def subscribe(self, uri: str, limit: int) -> None:
+        """Subscribe to ``uri``: one key written, whatever the count (the cost stays flat);
+        at most ``limit`` per session."""
+        if len(uri) > spec.MAX_URI_CHARS:
+            raise ProtocolError(spec.INVALID_PARAMS, f"Invalid params: the URI is longer than "
+                                                     f"{spec.MAX_URI_CHARS} characters")
+        subscribed = self.subscribed
+        if subscribed is None:
+            subscribed = self.subscribed = {}
+        elif uri in subscribed:
+            return
+        if len(subscribed) >= limit:
+            raise ProtocolError(spec.INVALID_PARAMS, f"Too many subscriptions: a session may hold {limit}; "
+                                                     "unsubscribe from one first")
+        subscribed[uri] = None
+        self.storage.put(_SUB_PREFIX + uri, b"")
 
     def unsubscribe(self, uri: str) -> None:
-        if uri in self.state.subscriptions:
-            self.state.subscriptions.remove(uri)
-            self.save()
+        if self.subscribed is not None and uri in self.subscribed:
+            del self.subscribed[uri]
+            self.storage.delete(_SUB_PREFIX + uri)
+
+    def subscribes(self, uri: str) -> bool:
+        return self.subscribed is not None and uri in self.subscribed
 
     def client_supports(self, capability: str) -> bool:
         return capability in self.state.client_capabilities

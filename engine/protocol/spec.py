@@ -45,6 +45,14 @@ RESOURCE_NOT_FOUND = -32002
 UNSUPPORTED_PROTOCOL_VERSION = -32022
 #: A server-to-client request that got no answer in time (SDK convention).
 REQUEST_TIMEOUT = -32001
+#: The error a JSON reply carries for a request the client cancelled (a JSON reply must
+#: hold one message, and a cancelled request gets no result). Outside JSON-RPC's reserved
+#: range, as 2026-07-28 basic/index asks of codes it does not define; LSP's RequestCancelled.
+REQUEST_CANCELLED = -32800
+#: The server cannot take more sessions now (503 with Retry-After). Outside the reserved range.
+SERVER_BUSY = -32801
+#: The store could not commit (disk full, I/O error): the request was not applied (503).
+STORE_UNAVAILABLE = -32802
 
 # -- HTTP ------------------------------------------------------------------------------
 
@@ -75,6 +83,17 @@ LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 
 #: Milliseconds a client should wait before reconnecting a closed SSE stream.
 DEFAULT_RETRY_MS = 1000
+
+# -- Limits on what a client chooses ---------------------------------------------------------
+# Client-chosen strings are copied into stored records and into every related message
+# (a progress token rides on every progress notification), so each has a cap.
+
+#: Characters in a string JSON-RPC id, a progress token or a cancelled request's id.
+MAX_ID_CHARS = 256
+#: Characters in a ``Last-Event-ID`` or ``Mcp-Session-Id`` header value.
+MAX_HEADER_ID_CHARS = 256
+#: Characters in a resource URI a client subscribes to.
+MAX_URI_CHARS = 2048
 
 # -- Methods ---------------------------------------------------------------------------
 

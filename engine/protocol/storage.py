@@ -23,6 +23,13 @@ from typing import Callable, Protocol, TypeVar
 T = TypeVar("T")
 
 
+class StoreUnavailable(Exception):
+    """``flush()`` could not commit its group (disk full, an I/O error): none of the
+    group's writes were kept. The actors that wrote in it must not trust what they hold in
+    memory; they are replaced by fresh ones woken from what storage did keep. The store
+    itself carries on: the next group commits once the cause is gone."""
+
+
 class Storage(Protocol):
     def get(self, key: str) -> bytes | None: ...
 
@@ -41,7 +48,8 @@ class Storage(Protocol):
         ...
 
     async def flush(self) -> None:
-        """Durability barrier: returns once every earlier write is committed."""
+        """Durability barrier: returns once every earlier write is committed, or raises
+        :class:`StoreUnavailable` if they could not be (then none of that group was)."""
         ...
 
     def set_alarm(self, at: float) -> None: ...
@@ -67,6 +75,10 @@ class Backend(Protocol):
 
     def exists(self, name: str, key: str) -> bool:
         """Whether namespace ``name`` holds ``key``, without loading anything else."""
+        ...
+
+    def count(self, key: str) -> int:
+        """How many namespaces hold ``key`` (how many sessions exist: ``meta``)."""
         ...
 
     def drop(self, name: str) -> None:
