@@ -32,3 +32,18 @@ async def ticks(ctx: Context, steps: int = 10, interval_s: float = 0.1) -> str:
         await asyncio.sleep(interval_s)
         await ctx.progress(i, steps)
     return f"ticks {steps}"
+
+
+@app.tool()
+async def firehose(ctx: Context, seconds: float = 30.0, size: int = 1000) -> str:
+    """Progress notifications of about ``size`` bytes as fast as possible for ``seconds``
+    (the hostile scenario: a client that never reads its stream)."""
+    message = "x" * size
+    deadline = asyncio.get_running_loop().time() + seconds
+    sent = 0
+    while asyncio.get_running_loop().time() < deadline:
+        sent += 1
+        await ctx.progress(sent, None, message)
+        if sent % 50 == 0:
+            await asyncio.sleep(0)
+    return f"firehose sent {sent}"

@@ -7,7 +7,7 @@ import sys
 import time
 from typing import Callable
 
-from . import clients, load, servers
+from . import clients, hostile, load, servers
 
 Row = dict
 
@@ -167,7 +167,25 @@ def concurrency(plan: Plan) -> None:
                      f"peak RSS {result['peak_rss'] / 2**20:.0f} MiB")
 
 
-SCENARIOS = {"a": tools_call_sse, "b": tools_call_json, "c": handshakes, "d": memory, "e": replay, "f": concurrency}
+def hostile_clients(plan: Plan) -> None:
+    clients_n, seconds, slow = (20, 5.0, 200) if plan.quick else (100, 30.0, 1000)
+    say(f"(g) hostile clients: {clients_n} that never read for {seconds:g} s; 1 MB heads and {slow:,} "
+        "slow half-open connections against a pinging session")
+    with servers.engine() as server:
+        rss = hostile.non_reading_clients(server, clients_n, seconds)
+        plan.add("g", "mcp-actors", "RSS with non-readers", rss["peak"] / 2**20, "MiB",
+                 f"{clients_n} clients, {seconds:g} s; RSS {rss['before'] / 2**20:.0f} -> peak "
+                 f"{rss['peak'] / 2**20:.0f} -> {rss['after'] / 2**20:.0f} MiB after they left")
+    with servers.engine() as server:
+        s = hostile.stalls(server, 10.0 if not plan.quick else 4.0, slow)
+        plan.add("g", "mcp-actors", "longest stall", s["max_ms"], "ms",
+                 f"longest of {s['pings']} pings every 20 ms while {s['big_heads']} 1 MB heads and "
+                 f"{s['slow_opened']} slow connections arrived; {s['failures']} pings failed")
+        plan.add("g", "mcp-actors", "ping p99 under attack", s["p99_ms"], "ms", f"median {s['median_ms']:.2f} ms")
+
+
+SCENARIOS = {"a": tools_call_sse, "b": tools_call_json, "c": handshakes, "d": memory, "e": replay, "f": concurrency,
+             "g": hostile_clients}
 
 
 def targets(plan: Plan) -> list[dict]:

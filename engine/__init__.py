@@ -26,18 +26,30 @@ __all__ = [
 ]
 
 
-def asgi_app(app: App, config: HttpConfig | None = None, path: str = "/mcp", backend=None, lifetimes=None):
+def asgi_app(app: App, config: HttpConfig | None = None, path: str = "/mcp", backend=None, lifetimes=None,
+             store: str | None = None):
     """An ASGI application serving ``app`` at ``path`` with in-process session actors.
 
-    ``backend``: a storage backend (default: in memory, so sessions end with the process;
-    ``engine.actors.sqlite_store.SqliteBackend(path)`` makes them durable); ``lifetimes``:
-    an ``engine.actors.session_actor.Lifetimes``.
+    Sessions are kept in memory unless told otherwise, so they end with the process:
+    ``store="sqlite:PATH"`` makes them durable (what ``python -m engine serve`` does by
+    default), or pass a ``backend``. ``lifetimes``: an
+    ``engine.actors.session_actor.Lifetimes``. Mounted under a prefix (``root_path``),
+    ``path`` is relative to it. Limits below the application (request heads, connection
+    counts) are the ASGI server's business here; see ``engine.local.protocols`` for uvicorn.
     """
+    import logging
+
     from .actors.settings import Settings
     from .local.asgi import McpAsgi
-    from .local.runtime import LocalRuntime
+    from .local.runtime import LocalRuntime, open_backend
     from .protocol.router import Paths
 
+    if backend is None and store is not None:
+        backend = open_backend(store)
+    if backend is None:
+        logging.getLogger("engine").warning(
+            "engine.asgi_app: sessions are kept in memory and end with the process; "
+            "pass store='sqlite:PATH' to make them durable")
     settings = Settings(http=config or HttpConfig(), paths=Paths(mcp=path))
     if lifetimes is not None:
         settings.lifetimes = lifetimes

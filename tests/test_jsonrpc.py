@@ -2,7 +2,7 @@ import msgspec
 import pytest
 
 from engine.protocol import jsonrpc
-from engine.protocol.jsonrpc import ProtocolError
+from engine.protocol.jsonrpc import ProtocolError, decode
 
 
 def test_classifies_messages():
@@ -36,3 +36,16 @@ def test_encoders_round_trip():
         "jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "bad"}}
     assert msgspec.json.decode(jsonrpc.notification("n", {"x": 1}))["params"] == {"x": 1}
     assert "params" not in msgspec.json.decode(jsonrpc.request(1, "roots/list"))
+
+
+def test_nesting_depth_is_checked_before_decoding():
+    def message(depth: int) -> bytes:
+        return (b'{"jsonrpc":"2.0","id":1,"method":"m","params":' + b'{"a":' * (depth - 1) + b"1"
+                + b"}" * (depth - 1) + b"}")
+
+    assert decode(message(100)).params is not None  # the params object itself is level 2
+    with pytest.raises(ProtocolError) as info:
+        decode(message(101))
+    assert info.value.code == -32600 and "100 levels" in info.value.message
+    brackets_in_strings = b'{"jsonrpc":"2.0","id":1,"method":"m","params":{"s":"' + b"[{" * 500 + b'"}}'
+    assert decode(brackets_in_strings).params["s"].startswith("[{")

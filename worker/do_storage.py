@@ -36,8 +36,21 @@ class DurableObjectStorage:
         self._to_js = to_js
         self._proxy = proxy
         self._pending: list[Any] = []  # promises to settle before output
-        self.sql.exec(_SCHEMA)
+        # The table is made by the first write, not here: a request for a session id that
+        # was never issued reads, finds nothing and answers 404, leaving no storage behind.
+        self._table: bool | None = None
         self._alarm: float | None = None  # mirrored by load_alarm(): the contract reads it synchronously
+
+    def _has_table(self) -> bool:
+        if self._table is None:
+            rows = self.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'mcp_kv'").toArray()
+            self._table = len(rows) > 0
+        return self._table
+
+    def _make_table(self) -> None:
+        if not self._has_table():
+            self.sql.exec(_SCHEMA)
+            self._table = True
 
     async def load_alarm(self) -> None:
         at = await self.storage.getAlarm()
@@ -46,25 +59,35 @@ class DurableObjectStorage:
     # -- keys --------------------------------------------------------------------------------
 
     def get(self, key: str) -> bytes | None:
+        if not self._has_table():
+            return None
         rows = self.sql.exec("SELECT value FROM mcp_kv WHERE key = ?", key).toArray()
         return _bytes(rows[0]["value"]) if len(rows) else None
 
     def put(self, key: str, value: bytes) -> None:
+        self._make_table()
         self.sql.exec("INSERT OR REPLACE INTO mcp_kv VALUES (?, ?)", key, self._to_js(value))
 
     def delete(self, key: str) -> None:
+        if not self._has_table():
+            return
         self.sql.exec("DELETE FROM mcp_kv WHERE key = ?", key)
 
     def list(self, prefix: str, after: str | None = None) -> list[tuple[str, bytes]]:
+        if not self._has_table():
+            return []
         where, args = key_range(prefix, after)
         cursor = self.sql.exec(f"SELECT key, value FROM mcp_kv WHERE {where} ORDER BY key", *args)
         return [(row["key"], _bytes(row["value"])) for row in cursor]
 
     def delete_prefix(self, prefix: str) -> None:
+        if not self._has_table():
+            return
         where, args = key_range(prefix)
         self.sql.exec(f"DELETE FROM mcp_kv WHERE {where}", *args)
 
     def transaction(self, fn: Callable[[], T]) -> T:
+        self._make_table()  # outside: a rolled-back transaction would take the table with it
         return self.storage.transactionSync(self._proxy(fn))
 
     # -- durability --------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from engine.protocol import http, router
 
 import config
 import contract_hook
+import keys
 import session_ids
 from session_object import ROUTE_HEADER, SessionObject
 
@@ -37,7 +38,7 @@ class Default(WorkerEntrypoint):
             front = _fronts["front"] = Front(config.settings(self.env))
         url = urlparse(request.url)
         if url.path.startswith(contract_hook.PATH) and config.test_hooks(self.env):
-            stub = self.env.SESSIONS.getByName(f"contract-{session_ids.mint('')}")
+            stub = self.env.SESSIONS.getByName(f"contract-{session_ids.mint('contract')}")
             return await stub.fetch("https://session.internal/", method="POST",
                                     headers={contract_hook.HEADER: url.path[len(contract_hook.PATH):]})
         headers = {name.lower(): value for name, value in request.headers.items()}
@@ -49,7 +50,7 @@ class Default(WorkerEntrypoint):
         if not isinstance(admitted, tuple):
             return Response(admitted.body or None, status=admitted.status, headers=str_headers(admitted.headers))
         r, msg, body = admitted
-        secret = front.settings.secret
+        secret = await keys.signing_key(self.env, front.settings.secret)
         if r.action in router.CREATES:
             r.session_id = session_ids.mint(secret)
         elif not session_ids.genuine(secret, r.session_id or ""):

@@ -1,9 +1,8 @@
 """Signed session ids: the Worker tells a forged or mistyped id from a real one by itself.
 
-An id is ``<random>.<mac>``; the MAC is HMAC-SHA256 under ``SESSION_SECRET``. A request
-with an id that fails the check gets 404 without any Durable Object being addressed.
-Without a secret, ids are plain random, and an unknown one reaches a Durable Object that
-answers 404 having stored nothing.
+An id is ``<random>.<mac>``; the MAC is HMAC-SHA256 under the Worker's signing key
+(``SESSION_SECRET``, or the key ``keys.py`` makes once). A request with an id that fails
+the check gets 404 without any Durable Object being addressed.
 """
 
 from __future__ import annotations
@@ -22,11 +21,9 @@ def _mac(secret: str, raw: str) -> str:
 
 def mint(secret: str) -> str:
     raw = new_session_id()
-    return f"{raw}.{_mac(secret, raw)}" if secret else raw
+    return f"{raw}.{_mac(secret, raw)}"
 
 
 def genuine(secret: str, session_id: str) -> bool:
-    if not secret:
-        return True
     raw, dot, mac = session_id.rpartition(".")
     return bool(dot and raw) and hmac.compare_digest(mac, _mac(secret, raw))

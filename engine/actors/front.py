@@ -91,13 +91,14 @@ def _encode(pairs: tuple[tuple[str, str], ...]) -> Headers:
 
 
 class Front:
-    __slots__ = ("settings", "config", "paths", "keepalive")
+    __slots__ = ("settings", "config", "paths", "keepalive", "max_headers")
 
     def __init__(self, settings: Settings):
         self.settings = settings
         self.config = settings.http
         self.paths = settings.paths
         self.keepalive = settings.keepalive
+        self.max_headers = settings.server.max_headers
 
     # -- the request -----------------------------------------------------------------------
 
@@ -112,6 +113,8 @@ class Front:
         """
         r: Route | None = None
         try:
+            if len(headers) > self.max_headers:  # the local server refuses sooner; Workers get it here
+                raise http.head_too_large(self.max_headers, self.settings.server.max_head_bytes)
             r = router.route(method, path, query, headers, self.paths, self.config, root_path)
             if r.action == router.PREFLIGHT:
                 return Response(204, _encode(r.headers))
@@ -140,6 +143,8 @@ class Front:
                 actor.arm(r.transport)
             reply = await actor.serve(r, msg)
         except HttpError as exc:
+            if exc.request_id is None:  # raised where the message was not at hand
+                exc.request_id = http.request_id_of(msg)
             return self.error(exc, r, None)
         except SessionUnreadable:
             return self.error(http.session_unreadable(msg), r, None)

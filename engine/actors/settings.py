@@ -160,7 +160,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("--max-sessions", None, _number(int, 1), Lifetimes().max_sessions,
            "sessions that may exist at once; past it initialize gets 503", "lifetimes.max_sessions",
            metavar="N"),
-    Option("--handshake-ttl", None, _number(float, 0, low_open=True), Lifetimes().handshake_ttl,
+    Option("--handshake-ttl", "HANDSHAKE_TTL", _number(float, 0, low_open=True), Lifetimes().handshake_ttl,
            "seconds a session that never completed its handshake lives", "lifetimes.handshake_ttl",
            metavar="SECONDS"),
     Option("--max-subscriptions", "MAX_SUBSCRIPTIONS", _number(int, 0), Lifetimes().max_subscriptions,

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 from typing import Any, Callable
 
 from . import content, schema
 from .context import Context
 from .schema import Signature
+
+
+#: Whether this runtime can run a ``thread=True`` tool. Pyodide (Cloudflare's Python
+#: Workers) has no threads: there such tools are left out of ``tools/list`` and a call gets
+#: an error saying why.
+THREADS = sys.platform != "emscripten"
 
 
 def _doc(fn: Callable) -> str:
@@ -73,8 +80,11 @@ class App:
     """An MCP server's content: ``@app.tool()``, ``@app.resource(uri)``, ``@app.prompt()``."""
 
     def __init__(self, name: str = "mcp-actors", version: str = "0.1.0", *,
-                 title: str | None = None, instructions: str | None = None):
+                 title: str | None = None, instructions: str | None = None, page_size: int | None = 100):
+        """``page_size``: items per page of ``tools/list`` and the other listings (None:
+        one page, however long)."""
         self.name = name
+        self.page_size = page_size
         self.version = version
         self.title = title
         self.instructions = instructions
@@ -228,7 +238,7 @@ class App:
         cached = self._cache.get(kind)
         if cached is None:
             if kind == "tools":
-                cached = {"tools": [t.listing for t in self.tools.values()]}
+                cached = {"tools": [t.listing for t in self.tools.values() if THREADS or not t.thread]}
             elif kind == "resources":
                 cached = {"resources": [r.listing for r in self.resources.values()]}
             elif kind == "templates":
@@ -237,6 +247,11 @@ class App:
                 cached = {"prompts": [p.listing for p in self.prompts.values()]}
             self._cache[kind] = cached
         return cached
+
+    def count(self, kind: str) -> int:
+        """How many items ``listing(kind)`` holds, without building it."""
+        return len({"tools": self.tools, "resources": self.resources, "templates": self.templates}
+                   .get(kind, self.prompts))
 
     def find_resource(self, uri: str) -> tuple[ResourceDef, dict] | None:
         exact = self.resources.get(uri)

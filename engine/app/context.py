@@ -237,12 +237,33 @@ class Context:
         result = await self.request("sampling/createMessage", params, timeout)
         return msgspec.convert(result, Sampled)
 
-    async def elicit(self, message: str, schema: Any, timeout: float = 300.0) -> Elicited:
-        """Ask the user for input (``elicitation/create``); ``schema`` is a dict or a Struct type."""
+    def _require_elicitation(self, mode: str) -> None:
+        """client/elicitation: ``{}`` declares form mode alone (as before modes existed);
+        otherwise each mode the client supports is named."""
         self._require("elicitation", "ask the user for input")
+        declared = self.client_capabilities.get("elicitation")
+        modes = set(declared) & {"form", "url"} if isinstance(declared, dict) else set()
+        if mode not in (modes or {"form"}):
+            raise CapabilityError(
+                spec.INVALID_REQUEST,
+                f"The client did not declare {mode}-mode elicitation (it supports: {', '.join(sorted(modes))})",
+            )
+
+    async def elicit(self, message: str, schema: Any, timeout: float = 300.0) -> Elicited:
+        """Ask the user for input (``elicitation/create``, form mode); ``schema`` is a dict or
+        a Struct type."""
+        self._require_elicitation("form")
         if not isinstance(schema, dict):
             schema = object_schema(schema)
         result = await self.request("elicitation/create", {"message": message, "requestedSchema": schema}, timeout)
+        return msgspec.convert(result, Elicited)
+
+    async def elicit_url(self, message: str, url: str, elicitation_id: str, timeout: float = 300.0) -> Elicited:
+        """Send the user to ``url`` (``elicitation/create``, url mode: a page of yours that
+        collects what must not pass through the client, such as a credential)."""
+        self._require_elicitation("url")
+        result = await self.request("elicitation/create", {"mode": "url", "message": message, "url": url,
+                                                           "elicitationId": elicitation_id}, timeout)
         return msgspec.convert(result, Elicited)
 
     async def list_roots(self, timeout: float = 60.0) -> list[dict]:

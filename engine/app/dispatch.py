@@ -11,6 +11,7 @@ that fails returns an ``isError`` result instead, as server/tools says.
 
 from __future__ import annotations
 
+import base64
 import functools
 import inspect
 import logging
@@ -19,9 +20,10 @@ from typing import Any, Awaitable, Callable
 import msgspec
 
 from ..protocol import spec
-from . import content
-from .context import Context
 from ..protocol.jsonrpc import ProtocolError, shown
+from . import content
+from .application import THREADS
+from .context import Context
 
 log = logging.getLogger("engine")
 
@@ -63,8 +65,45 @@ def ping(ctx: Context) -> dict:
 # -- tools -----------------------------------------------------------------------------------
 
 
+def _page(ctx: Context, kind: str) -> dict:
+    """One page of a listing (server/utilities/pagination): at most ``app.page_size`` items,
+    and a ``nextCursor`` when more follow. Cursors are ours and opaque: one we did not
+    issue for this listing is -32602."""
+    listing = ctx.app.listing(kind)
+    cursor = ctx.params.get("cursor")
+    size = ctx.app.page_size
+    if cursor is None and (size is None or ctx.app.count(kind) <= size):
+        return listing  # the common case: the cached listing, whole
+    (key, items), = listing.items()
+    start = 0
+    if cursor is not None:
+        start = _cursor_offset(cursor, kind, len(items))
+    end = len(items) if size is None else start + size
+    page: dict[str, Any] = {key: items[start:end]}
+    if end < len(items):
+        page["nextCursor"] = _make_cursor(kind, end)
+    return page
+
+
+def _make_cursor(kind: str, offset: int) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{offset}".encode()).decode().rstrip("=")
+
+
+def _cursor_offset(cursor: Any, kind: str, total: int) -> int:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        named, _, offset = text.partition(":")
+        value = int(offset)
+        if named == kind and offset.isascii() and offset.isdigit() and 0 < value <= total:
+            return value
+    except (TypeError, ValueError, UnicodeError):
+        pass
+    raise ProtocolError(spec.INVALID_PARAMS, f"Invalid params: {shown(cursor, 40)} is not a cursor this "
+                                             f"server gave for this list; start again without one")
+
+
 def list_tools(ctx: Context) -> dict:
-    return ctx.app.listing("tools")
+    return _page(ctx, "tools")
 
 
 def call_tool(ctx: Context) -> Any:
@@ -83,6 +122,8 @@ def call_tool(ctx: Context) -> Any:
     if tool.is_async:
         return _run_async_tool(tool, kwargs)
     if tool.thread:
+        if not THREADS:
+            return content.tool_error(f"Tool {name} needs a thread, and this runtime (Pyodide) has none")
         return _run_thread_tool(tool, kwargs)
     try:
         value = tool.fn(**kwargs)
@@ -118,11 +159,11 @@ def _tool_failed(name: str, exc: Exception) -> dict:
 
 
 def list_resources(ctx: Context) -> dict:
-    return ctx.app.listing("resources")
+    return _page(ctx, "resources")
 
 
 def list_templates(ctx: Context) -> dict:
-    return ctx.app.listing("templates")
+    return _page(ctx, "templates")
 
 
 def read_resource(ctx: Context) -> Any:
@@ -145,7 +186,7 @@ def read_resource(ctx: Context) -> Any:
 
 
 def list_prompts(ctx: Context) -> dict:
-    return ctx.app.listing("prompts")
+    return _page(ctx, "prompts")
 
 
 def get_prompt(ctx: Context) -> Any:

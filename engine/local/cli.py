@@ -12,12 +12,12 @@ import logging
 
 import msgspec
 
-from ..actors.memory_store import MemoryBackend
 from ..actors.settings import DEFAULT_APP, BadSetting, ServerLimits, Settings, add_arguments, from_args
-from ..actors.sqlite_store import SqliteBackend, StoreError
+from ..actors.sqlite_store import StoreError
 from ..app.application import App
 from ..app.loader import AppLoadError, load_app
 from ..protocol.storage import Backend
+from .runtime import open_backend
 
 _ANY_ADDRESS = ("0.0.0.0", "::", "")
 #: File descriptors kept free of connections: the store, its lock, the log, the listener.
@@ -26,15 +26,10 @@ _SPARE_FDS = 32
 
 def open_store(spec: str) -> Backend:
     """``memory`` or ``sqlite:PATH`` -> a backend; a bad spec or file is a clear exit."""
-    if spec == "memory":
-        return MemoryBackend()
-    kind, sep, path = spec.partition(":")
-    if kind != "sqlite" or not sep or not path:
-        raise SystemExit(f"error: --store {spec!r}: use sqlite:PATH or memory")
     try:
-        return SqliteBackend(path)
+        return open_backend(spec)
     except StoreError as exc:
-        raise SystemExit(f"error: {exc}") from None
+        raise SystemExit(f"error: --store: {exc}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

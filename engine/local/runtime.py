@@ -19,6 +19,7 @@ import time
 from ..actors import announcements
 from ..actors.front import SessionUnreadable
 from ..actors.memory_store import MemoryBackend
+from ..actors.sqlite_store import SqliteBackend, StoreError
 from ..actors.session_actor import Lifetimes, SessionActor
 from ..app.application import App
 from ..protocol import http, spec
@@ -30,6 +31,16 @@ log = logging.getLogger("engine")
 
 #: Alarm retries, as Durable Objects do: up to this many, backing off 1, 2, 4 ... s.
 ALARM_RETRIES = 6
+
+
+def open_backend(spec: str) -> Backend:
+    """``memory`` or ``sqlite:PATH`` -> a storage backend (StoreError saying what is wrong)."""
+    if spec == "memory":
+        return MemoryBackend()
+    kind, sep, path = spec.partition(":")
+    if kind != "sqlite" or not sep or not path:
+        raise StoreError(f"{spec!r} names no store: use sqlite:PATH or memory")
+    return SqliteBackend(path)
 
 
 class LocalRuntime:

@@ -230,7 +230,7 @@ def decode_body(body: bytes) -> Message:
         raise HttpError(400, exc.code, exc.message) from None
 
 
-def _request_id(msg: Message | None) -> RequestId | None:
+def request_id_of(msg: Message | None) -> RequestId | None:
     if msg is None or msg.id is UNSET or msg.method is UNSET:
         return None
     return msg.id
@@ -255,13 +255,13 @@ def check_version_header(headers: Mapping[str, str], msg: Message | None = None)
     version = version.strip()
     if version not in spec.SESSION_VERSIONS:
         if version == spec.STATELESS_VERSION:
-            raise _unsupported_stateless(version, _request_id(msg))
+            raise _unsupported_stateless(version, request_id_of(msg))
         raise HttpError(
             400,
             spec.INVALID_REQUEST,
             f"Bad Request: unsupported MCP-Protocol-Version {version!r}; supported: "
             f"{', '.join(spec.SESSION_VERSIONS)}",
-            request_id=_request_id(msg),
+            request_id=request_id_of(msg),
             data={"supported": list(spec.SESSION_VERSIONS), "requested": version},
         )
     return version
@@ -290,7 +290,7 @@ def era(headers: Mapping[str, str], msg: Message | None = None) -> str:
 def stateless_not_served(requested: str, msg: Message | None = None) -> HttpError:
     """Until the stateless era is served: -32022 with the versions we do speak, so a
     2026 client learns to fall back instead of giving up."""
-    return _unsupported_stateless(requested, _request_id(msg))
+    return _unsupported_stateless(requested, request_id_of(msg))
 
 
 def require_session(headers: Mapping[str, str], msg: Message | None = None) -> str:
@@ -305,7 +305,7 @@ def require_session(headers: Mapping[str, str], msg: Message | None = None) -> s
         spec.INVALID_REQUEST,
         "Bad Request: missing Mcp-Session-Id header; send 'initialize' first and repeat the "
         "session id it returns on every later request",
-        request_id=_request_id(msg),
+        request_id=request_id_of(msg),
     )
 
 
@@ -314,7 +314,7 @@ def session_not_found(session_id: str, msg: Message | None = None) -> HttpError:
         404,
         spec.SESSION_NOT_FOUND,
         "Session not found: it expired or was deleted; start a new one with 'initialize'",
-        request_id=_request_id(msg),
+        request_id=request_id_of(msg),
     )
 
 
@@ -323,7 +323,7 @@ def initialize_with_session(msg: Message) -> HttpError:
         400,
         spec.INVALID_REQUEST,
         "Bad Request: 'initialize' starts a new session and must not carry Mcp-Session-Id",
-        request_id=_request_id(msg),
+        request_id=request_id_of(msg),
     )
 
 
@@ -344,7 +344,7 @@ def session_unreadable(msg: Message | None = None) -> HttpError:
         404,
         spec.SESSION_NOT_FOUND,
         "Session not found: its stored state cannot be read; start a new one with 'initialize'",
-        request_id=_request_id(msg),
+        request_id=request_id_of(msg),
     )
 
 
@@ -355,7 +355,7 @@ def store_unavailable(msg: Message | None = None) -> HttpError:
         503,
         spec.STORE_UNAVAILABLE,
         "Service Unavailable: the server could not store this request (it was not applied); retry shortly",
-        request_id=_request_id(msg),
+        request_id=request_id_of(msg),
         headers=(("retry-after", "1"),),
     )
 
@@ -366,7 +366,7 @@ def internal_error(msg: Message | None = None) -> HttpError:
         500,
         spec.INTERNAL_ERROR,
         "Internal error: the server failed while handling this request and logged why",
-        request_id=_request_id(msg),
+        request_id=request_id_of(msg),
     )
 
 
@@ -420,6 +420,6 @@ def too_many_sessions(limit: int, msg: Message | None = None) -> HttpError:
         spec.SERVER_BUSY,
         f"Service Unavailable: the server holds its limit of {limit} sessions; retry later "
         "(sessions that are not used expire)",
-        request_id=_request_id(msg),
+        request_id=request_id_of(msg),
         headers=(("retry-after", "30"),),
     )

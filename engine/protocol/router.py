@@ -75,7 +75,12 @@ def error_headers(r: Route | None, headers: Mapping[str, str], status: int) -> t
 
 def route(method: str, path: str, query: str, headers: Mapping[str, str], paths: Paths,
           config: HttpConfig, root_path: str = "") -> Route:
-    """Phase one, from the request's head: the route, or the HttpError to answer with."""
+    """Phase one, from the request's head: the route, or the HttpError to answer with.
+
+    ``root_path`` is where the app is mounted (ASGI): the path includes it (ASGI 2.3+), and
+    the endpoint paths are relative to it."""
+    if root_path and path.startswith(root_path):
+        path = path[len(root_path):] or "/"
     legacy = paths.sse is not None and paths.messages is not None
     if path != paths.mcp and not (legacy and path in (paths.sse, paths.messages)):
         raise HttpError(404, spec.INVALID_REQUEST, f"Not Found: the MCP endpoint is {paths.mcp}")
@@ -105,6 +110,8 @@ def route(method: str, path: str, query: str, headers: Mapping[str, str], paths:
         http.check_get(headers)
         return Route(action=LEGACY_OPEN, transport=spec.TRANSPORT_SSE,
                      endpoint=f"{root_path}{paths.messages}", headers=cors)
+    if method == "OPTIONS" and cors and "access-control-request-method" in headers:
+        return Route(action=PREFLIGHT, headers=cors + _PREFLIGHT_HEADERS)
     if method != "POST":
         raise http.method_not_allowed(method, "POST", "the HTTP+SSE message endpoint")
     http.check_legacy_post(headers, config)

@@ -94,6 +94,8 @@ MAX_ID_CHARS = 256
 MAX_HEADER_ID_CHARS = 256
 #: Characters in a resource URI a client subscribes to.
 MAX_URI_CHARS = 2048
+#: Levels of nested arrays and objects in a message (deeper JSON could exhaust the stack).
+MAX_JSON_DEPTH = 100
 
 # -- Methods ---------------------------------------------------------------------------
 
