@@ -175,13 +175,20 @@ class Front:
         extra = cors + reply.headers
         if reply.content_type is None:
             return Response(reply.status, _encode(extra), b"")
+        if reply.connection is not None:  # a stream: its length is not known
+            return Response(reply.status, SSE_HEADERS + _encode(extra) if extra else SSE_HEADERS, reply.body,
+                            reply.connection)
         base = SSE_HEADERS if reply.content_type == spec.CONTENT_SSE else JSON_HEADERS
-        return Response(reply.status, base + _encode(extra) if extra else base, reply.body, reply.connection)
+        # A whole body says its length: no chunked framing to write (or for the client to read).
+        headers = base + [(b"content-length", b"%d" % len(reply.body))]
+        return Response(reply.status, headers + _encode(extra) if extra else headers, reply.body)
 
     @staticmethod
     def error(exc: HttpError, r: Route | None, headers: Mapping[str, str] | None) -> Response:
         cors = router.error_headers(r, headers or {}, exc.status)
-        return Response(exc.status, JSON_HEADERS + _encode(cors + exc.headers), exc.body())
+        body = exc.body()
+        return Response(exc.status, JSON_HEADERS + [(b"content-length", b"%d" % len(body))]
+                        + _encode(cors + exc.headers), body)
 
     async def pump(self, response: Response, writer: Writer) -> None:
         """Stream an open SSE response: its first bytes, then the connection's events (with

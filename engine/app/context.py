@@ -75,11 +75,7 @@ def _on_host_loop(method: F) -> F:
 
     @functools.wraps(method)
     async def hop(self: "Context", *args: Any, **kwargs: Any) -> Any:
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:  # pragma: no cover - awaited, so a loop is running
-            running = None
-        if running is self.loop or self.loop is None:
+        if self.loop is None or asyncio.get_running_loop() is self.loop:
             return await method(self, *args, **kwargs)
         future = asyncio.run_coroutine_threadsafe(method(self, *args, **kwargs), self.loop)
         return await asyncio.wrap_future(future)
@@ -125,10 +121,8 @@ class Context:
 
     def __init__(self, host: HandlerHost, request_id: RequestId, params: dict, stream: Any):
         self.host = host
-        try:
-            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            self.loop = None
+        #: The host's loop, set when the handler leaves it (a ``thread=True`` tool).
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.request_id = request_id
         self.params = params
         self.stream = stream

@@ -11,6 +11,7 @@ that fails returns an ``isError`` result instead, as server/tools says.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import functools
 import inspect
@@ -142,6 +143,10 @@ async def _run_async_tool(tool: Any, kwargs: dict) -> dict:
 
 async def _run_thread_tool(tool: Any, kwargs: dict) -> dict:
     import anyio.to_thread  # only here: Pyodide (the Worker) has no threads to offer
+
+    for value in kwargs.values():
+        if isinstance(value, Context):
+            value.loop = asyncio.get_running_loop()  # so its methods find their way back here
 
     try:
         value = await anyio.to_thread.run_sync(functools.partial(tool.fn, **kwargs))

@@ -19,20 +19,29 @@ parse work is spent on them):
   while the transport's buffer is full is aborted; the events it missed stay in the log
   for ``Last-Event-ID``.
 
+Deadlines are not timers: a request sets or clears a number on its connection, and one
+sweep a second (per server) closes the connections past theirs. Arming and cancelling
+timers on every request would cost more than the rest of this module together.
+
 Refusals are answered with a JSON-RPC error body (the rules in
 :mod:`engine.protocol.http`), never uvicorn's text/plain. The subclass relies on uvicorn
-internals (``on_header``, ``on_headers_complete``, ``on_response_complete``,
-``timeout_keep_alive_task``, ``server_state``): pyproject pins the uvicorn series it was
-checked against, and ``tests/test_hostile.py`` drives every limit over a socket.
+internals (``on_header``, ``on_headers_complete``, ``on_message_complete``,
+``on_response_complete``, ``timeout_keep_alive_task``, ``server_state``): pyproject pins
+the uvicorn series it was checked against, and ``tests/test_limits.py`` drives every
+limit over a socket.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from ..actors.settings import ServerLimits
 from ..protocol import http
+
+#: Seconds between sweeps of the connections' deadlines.
+SWEEP_EVERY = 0.5
 
 
 class _HeadTooLarge(Exception):
@@ -45,19 +54,21 @@ def protocol_class(limits: ServerLimits) -> type:
 
     refuse_head = http.raw_response(http.head_too_large(limits.max_headers, limits.max_head_bytes))
     refuse_busy = http.raw_response(http.too_many_connections(limits.max_connections))
-    refuse_slow = http.raw_response(http.head_timeout(limits.head_timeout))
+    refuse_slow_head = http.raw_response(http.head_timeout(limits.head_timeout))
     refuse_slow_body = http.raw_response(http.body_timeout(limits.body_timeout))
     refuse_bad = http.raw_response(http.malformed_http())
+    max_headers, max_bytes = limits.max_headers, limits.max_head_bytes
+    clock = time.monotonic
 
     class LimitedHttpTools(HttpToolsProtocol):
+        # What the connection waits for, and until when (0: nothing): see _sweep.
+        _deadline = 0.0
+        _waiting = ""  # "head", "body" or "reader"
         _refused = False
         _too_large = False
-        _head_timer: asyncio.TimerHandle | None = None
-        _body_timer: asyncio.TimerHandle | None = None
-        _write_timer: asyncio.TimerHandle | None = None
-        _head_bytes = 0  # request line and header bytes of the head being parsed
-        _headers_seen = 0
+        _head_bytes = 0
         _pending_bytes = 0  # raw bytes received while a head is awaited
+        _sweeper: asyncio.TimerHandle | None = None  # one per class (per server)
 
         # -- connections ------------------------------------------------------------------
 
@@ -68,103 +79,79 @@ def protocol_class(limits: ServerLimits) -> type:
                 transport.close()
                 return
             super().connection_made(transport)
-            self._arm_head_timer()
+            self._await_head()
+            cls = type(self)
+            if cls._sweeper is None:
+                cls._sweeper = self.loop.call_later(SWEEP_EVERY, cls._sweep, self.server_state, self.loop)
 
         def connection_lost(self, exc: Exception | None) -> None:
             if self._refused:
                 return
-            self._cancel_head_timer()
-            self._cancel_body_timer()
-            if self._write_timer is not None:
-                self._write_timer.cancel()
-                self._write_timer = None
+            self._deadline = 0.0
             super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
             if self._refused:
                 return
-            if self._head_timer is not None:
+            if self._waiting == "head":
                 self._pending_bytes += len(data)
             super().data_received(data)
             # One huge header or URL arrives in pieces, and httptools calls back only once a
             # piece is whole: count what is waiting too.
-            if self._head_timer is not None and self._pending_bytes > limits.max_head_bytes \
-                    and not self.transport.is_closing():
+            if self._waiting == "head" and self._pending_bytes > max_bytes and not self.transport.is_closing():
                 self._refuse(refuse_head)
 
-        # -- request heads ----------------------------------------------------------------
-
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
-            self._head_bytes = 0
-            self._headers_seen = 0
+        # -- request heads (uvicorn's on_url/on_header, with the counting inlined) --------
 
         def on_url(self, url: bytes) -> None:
             self._head_bytes += len(url)
-            if self._head_bytes > limits.max_head_bytes:
+            if self._head_bytes > max_bytes:
                 self._too_large = True
                 raise _HeadTooLarge
-            super().on_url(url)
+            self.url += url
 
         def on_header(self, name: bytes, value: bytes) -> None:
-            self._headers_seen += 1
             self._head_bytes += len(name) + len(value) + 4
-            if self._headers_seen > limits.max_headers or self._head_bytes > limits.max_head_bytes:
+            headers = self.headers
+            if len(headers) >= max_headers or self._head_bytes > max_bytes:
                 self._too_large = True
                 raise _HeadTooLarge
-            super().on_header(name, value)
+            name = name.lower()
+            if name == b"expect" and value.lower() == b"100-continue":
+                self.expect_100_continue = True
+            headers.append((name, value))
 
         def on_headers_complete(self) -> None:
-            self._cancel_head_timer()
             super().on_headers_complete()
-            if self.parser.get_method() != b"GET" and not self.transport.is_closing():
-                # Until on_message_complete: a body that trickles in is cut off.
-                self._body_timer = self.loop.call_later(limits.body_timeout, self._body_timed_out)
+            self._head_bytes = 0  # for the next request on this connection
+            if self.scope["method"] == "GET":
+                self._deadline = 0.0
+                self._waiting = ""
+            else:  # until on_message_complete: a body that trickles in is cut off
+                self._deadline = clock() + limits.body_timeout
+                self._waiting = "body"
 
         def on_message_complete(self) -> None:
-            self._cancel_body_timer()
+            self._deadline = 0.0
+            self._waiting = ""
             super().on_message_complete()
-
-        def _cancel_body_timer(self) -> None:
-            if self._body_timer is not None:
-                self._body_timer.cancel()
-                self._body_timer = None
-
-        def send_400_response(self, msg: str) -> None:
-            self._refuse(refuse_head if self._too_large else refuse_bad)
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
             # uvicorn arms its keep-alive timer exactly when it waits for another request.
-            if self.timeout_keep_alive_task is not None and not self.transport.is_closing():
-                self._arm_head_timer()
+            if self.timeout_keep_alive_task is not None:
+                self._await_head()
 
-        def _arm_head_timer(self) -> None:
-            self._cancel_head_timer()
+        def send_400_response(self, msg: str) -> None:
+            self._refuse(refuse_head if self._too_large else refuse_bad)
+
+        def _await_head(self) -> None:
             self._pending_bytes = 0
-            self._head_timer = self.loop.call_later(limits.head_timeout, self._head_timed_out)
-
-        def _cancel_head_timer(self) -> None:
-            if self._head_timer is not None:
-                self._head_timer.cancel()
-                self._head_timer = None
-
-        def _head_timed_out(self) -> None:
-            self._head_timer = None
-            if self.transport.is_closing():
-                return
-            if self._pending_bytes:
-                self.transport.write(refuse_slow)
-            self.transport.close()
-
-        def _body_timed_out(self) -> None:
-            self._body_timer = None
-            if not self.transport.is_closing():
-                self.transport.write(refuse_slow_body)
-                self.transport.close()
+            self._deadline = clock() + limits.head_timeout
+            self._waiting = "head"
 
         def _refuse(self, response: bytes) -> None:
-            self._cancel_head_timer()
+            self._deadline = 0.0
             self.transport.write(response)
             self.transport.close()
 
@@ -172,20 +159,40 @@ def protocol_class(limits: ServerLimits) -> type:
 
         def pause_writing(self) -> None:
             super().pause_writing()
-            if self._write_timer is None:
-                self._write_timer = self.loop.call_later(limits.write_timeout, self._write_stalled)
+            self._deadline = clock() + limits.write_timeout
+            self._waiting = "reader"
 
         def resume_writing(self) -> None:
-            if self._write_timer is not None:
-                self._write_timer.cancel()
-                self._write_timer = None
+            if self._waiting == "reader":
+                self._deadline = 0.0
+                self._waiting = ""
             super().resume_writing()
 
-        def _write_stalled(self) -> None:
-            self._write_timer = None
-            self.logger.info("a client has not read for %g s; closing its connection", limits.write_timeout)
-            # abort(), not close(): close() waits for the unsent bytes, that is forever. The
-            # connection_lost that follows wakes the app's send() and its receive().
-            self.transport.abort()
+        # -- the sweep ---------------------------------------------------------------------
+
+        @classmethod
+        def _sweep(cls, state: Any, loop: asyncio.AbstractEventLoop) -> None:
+            now = clock()
+            for conn in list(state.connections):
+                if isinstance(conn, cls) and conn._deadline and now >= conn._deadline:
+                    conn._expire()
+            cls._sweeper = loop.call_later(SWEEP_EVERY, cls._sweep, state, loop)
+
+        def _expire(self) -> None:
+            waiting, self._deadline, self._waiting = self._waiting, 0.0, ""
+            transport = self.transport
+            if transport.is_closing():
+                return
+            if waiting == "reader":
+                self.logger.info("a client has not read for %g s; closing its connection", limits.write_timeout)
+                # abort(), not close(): close() waits for the unsent bytes, that is forever. The
+                # connection_lost that follows wakes the app's send() and its receive().
+                transport.abort()
+            elif waiting == "body":
+                self._refuse(refuse_slow_body)
+            elif self._pending_bytes:
+                self._refuse(refuse_slow_head)
+            else:
+                transport.close()  # nothing of a request came: close quietly
 
     return LimitedHttpTools

@@ -68,6 +68,7 @@ class HttpError(Exception):
 _HOSTPORT = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9._~%!$&'()*+,;=-]+)(:[0-9]{0,5})?")
 
 
+@functools.lru_cache(maxsize=512)
 def _hostname(hostport: str) -> str | None:
     """``"[::1]:8000"`` -> ``"[::1]"``, ``"Example.com:80"`` -> ``"example.com"``; None when
     the value is not a host with an optional port."""
@@ -75,7 +76,9 @@ def _hostname(hostport: str) -> str | None:
     return m.group(1) if m else None
 
 
+@functools.lru_cache(maxsize=512)
 def _allowed(value: str, allow: tuple[str, ...], full: str | None = None) -> bool:
+    """Cached, like the media types below: clients send the same few hosts every time."""
     host = _hostname(value)
     if host is None:
         return False
