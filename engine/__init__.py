@@ -17,12 +17,13 @@ The package is layered; imports point from the runtimes into the core, never bac
 from .app.application import App
 from .app.content import Audio, Image, PromptMessage, Resource, ResourceLink, ToolResult
 from .app.context import CapabilityError, ClientError, Context, Elicited, Sampled
+from .app.schema import header
 from .protocol.http import HttpConfig
 from .protocol.jsonrpc import ProtocolError
 
 __all__ = [
     "App", "Audio", "CapabilityError", "ClientError", "Context", "Elicited", "HttpConfig", "Image",
-    "PromptMessage", "ProtocolError", "Resource", "ResourceLink", "Sampled", "ToolResult", "asgi_app",
+    "PromptMessage", "ProtocolError", "Resource", "ResourceLink", "Sampled", "ToolResult", "asgi_app", "header",
 ]
 
 

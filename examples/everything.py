@@ -8,9 +8,9 @@ Names and texts follow shared/conformance/server-scenario-requirements-0.1.16.md
 from __future__ import annotations
 
 import asyncio
-from typing import Optional
+from typing import Annotated, Optional
 
-from engine import App, Audio, Context, Image, PromptMessage, Resource
+from engine import App, Audio, Context, Image, PromptMessage, Resource, header
 from engine.app.media import png_pixel, wav_silence
 
 app = App("mcp-actors-everything", "0.1.0")
@@ -181,6 +181,126 @@ def json_schema_2020_12_tool(name: Optional[str] = None, address: Optional[dict]
     return f"Received: name={name}, address={address}, contact={contactMethod or ''}"
 
 
+# -- 2026-07-28 (stateless era) -------------------------------------------------------------
+# The fixtures of the conformance suite's 2026-07-28 scenarios (server-stateless and the
+# input-required-result-* ones). The same code serves session-era clients: there each
+# question below is a request to the client instead of an input_required round trip.
+
+NAME_SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+
+
+@app.tool()
+def test_missing_capability(ctx: Context) -> str:
+    """Needs the client's sampling capability (without it: -32021 naming it)."""
+    ctx.require("sampling", "sample the client's LLM")
+    return "The client declared sampling."
+
+
+@app.tool()
+async def test_streaming_elicitation(ctx: Context) -> str:
+    """Asks the user a question; in 2026-07-28 as an input_required result, never a request on the stream."""
+    answer = await ctx.elicit("What is your name?", NAME_SCHEMA, key="user_name")
+    return f"Hello, {(answer.content or {}).get('name', 'stranger')}!"
+
+
+@app.tool()
+async def test_logging_tool(ctx: Context) -> str:
+    """Logs at info and warning; only a request that names a log level gets them (2026-07-28)."""
+    await ctx.info("logging tool: info")
+    await ctx.warning("logging tool: warning")
+    return "Logging tool finished"
+
+
+@app.tool()
+def test_trigger_tool_change() -> str:
+    """Announces that the tool list changed (to listen streams asking for it)."""
+    app.notify_list_changed("tools")
+    return "Tool list change announced"
+
+
+@app.tool()
+def test_trigger_prompt_change() -> str:
+    """Announces that the prompt list changed."""
+    app.notify_list_changed("prompts")
+    return "Prompt list change announced"
+
+
+@app.tool()
+async def test_input_required_result_elicitation(ctx: Context) -> str:
+    """Asks for the user's name (input_required: user_name), then greets them."""
+    answer = await ctx.elicit("What is your name?", NAME_SCHEMA, key="user_name")
+    if answer.action != "accept":
+        return f"No name given ({answer.action})"
+    return f"Hello, {(answer.content or {}).get('name', 'stranger')}!"
+
+
+@app.tool()
+async def test_input_required_result_sampling(ctx: Context) -> str:
+    """Asks the client's LLM the capital of France."""
+    sampled = await ctx.sample("What is the capital of France?", max_tokens=100, key="capital_question")
+    return f"The model says: {sampled.text}"
+
+
+@app.tool()
+async def test_input_required_result_list_roots(ctx: Context) -> str:
+    """Asks the client for its roots."""
+    roots = await ctx.list_roots(key="client_roots")
+    return "Roots: " + ", ".join(r.get("uri", "") for r in roots)
+
+
+@app.tool()
+async def test_input_required_result_request_state(ctx: Context) -> str:
+    """Asks for a confirmation; the round trip carries a sealed requestState."""
+    answer = await ctx.elicit("Confirm?", {"type": "object", "properties": {"ok": {"type": "boolean"}}},
+                              key="confirm")
+    return f"state-ok ({answer.action})"
+
+
+@app.tool()
+async def test_input_required_result_multiple_inputs(ctx: Context) -> str:
+    """Asks three questions at once: a name, a greeting from the LLM, the client's roots."""
+    name, greeting, roots = await asyncio.gather(
+        ctx.elicit("What is your name?", NAME_SCHEMA, key="user_name"),
+        ctx.sample("Say hello", max_tokens=50, key="greeting"),
+        ctx.list_roots(key="client_roots"))
+    return f"{greeting.text} {(name.content or {}).get('name', '')}; {len(roots)} root(s)"
+
+
+@app.tool()
+async def test_input_required_result_multi_round(ctx: Context) -> str:
+    """Asks a name, then (a second round) a colour."""
+    name = await ctx.elicit("What is your name?", NAME_SCHEMA, key="step1")
+    color = await ctx.elicit("What is your favourite colour?",
+                             {"type": "object", "properties": {"color": {"type": "string"}}, "required": ["color"]},
+                             key="step2")
+    return f"{(name.content or {}).get('name')} likes {(color.content or {}).get('color')}"
+
+
+@app.tool()
+async def test_input_required_result_tampered_state(ctx: Context) -> str:
+    """Asks for a confirmation; a retry whose requestState was altered is refused."""
+    await ctx.elicit("Confirm?", {"type": "object", "properties": {"ok": {"type": "boolean"}}}, key="confirm")
+    return "confirmed"
+
+
+@app.tool()
+async def test_input_required_result_capabilities(ctx: Context) -> str:
+    """Asks only what the client declared it can answer (elicitation, sampling)."""
+    questions = []
+    if "elicitation" in ctx.client_capabilities:
+        questions.append(ctx.elicit("What is your name?", NAME_SCHEMA, key="user_name"))
+    if "sampling" in ctx.client_capabilities:
+        questions.append(ctx.sample("Say hello", max_tokens=50, key="greeting"))
+    answers = await asyncio.gather(*questions)
+    return f"{len(answers)} answer(s)"
+
+
+@app.tool()
+def test_header_param(region: Annotated[str, header("Region")]) -> str:
+    """Takes a region mirrored into the Mcp-Param-Region header (x-mcp-header)."""
+    return f"Region: {region}"
+
+
 # -- resources --------------------------------------------------------------------------
 
 
@@ -236,6 +356,14 @@ def test_prompt_with_embedded_resource(resourceUri: str) -> list:
 @app.prompt(description="A prompt with image content")
 def test_prompt_with_image() -> list:
     return [PromptMessage("user", Image(PNG, "image/png")), "Please analyze the image above."]
+
+
+@app.prompt(description="A prompt that asks the user for context first (input_required in 2026-07-28)")
+async def test_input_required_result_prompt(ctx: Context) -> str:
+    answer = await ctx.elicit("What context should the prompt use?",
+                              {"type": "object", "properties": {"context": {"type": "string"}}, "required": ["context"]},
+                              key="user_context")
+    return f"Use this context: {(answer.content or {}).get('context', '')}"
 
 
 # -- completions ----------------------------------------------------------------------------

@@ -44,7 +44,7 @@ def test_bad_app_spec_is_a_clear_error():
 def test_the_readme_documents_every_setting_with_its_default():
     """Every flag in the settings table is in README's tables, with its Worker variable and
     its default as the code has it (so the two cannot drift)."""
-    from engine.actors.settings import OPTIONS
+    from engine.actors.settings import OPTIONS, shown
 
     readme = (ROOT / "README.md").read_text()
     rows = {line.split("|")[1].strip(): line for line in readme.splitlines() if line.startswith("| `--")}
@@ -53,8 +53,4 @@ def test_the_readme_documents_every_setting_with_its_default():
         assert row is not None, f"{option.flag} is not in README"
         cells = [c.strip() for c in row.split("|")[1:-1]]
         assert cells[1] == (f"`{option.env}`" if option.env else "—"), option.flag
-        default = option.default
-        if isinstance(default, float) and default.is_integer():
-            default = int(default)
-        shown = "off" if option.switch else "local names" if option.many else str(default)
-        assert cells[2] == shown, (option.flag, cells[2], shown)
+        assert cells[2] == shown(option), (option.flag, cells[2], shown(option))

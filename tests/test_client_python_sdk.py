@@ -477,7 +477,11 @@ def test_basic_flow_with_json_response(start_server):
 # -- 9. the high-level Client in auto mode ------------------------------------------------------------------
 
 
-def test_high_level_client_auto_mode_falls_back_fast(demo_server):
+def test_high_level_client_auto_mode_falls_back_from_a_session_era_only_server(start_server):
+    """Auto mode probes 2026-07-28 (server/discover); a server that serves only the session
+    era (--modern off) answers -32022 naming its versions, and the client falls back at once."""
+    demo_server = start_server(None, "--modern", "off")
+
     async def body():
         exchanges: list[tuple[str, str | None, int, Any]] = []
 

@@ -1,8 +1,13 @@
-"""The official MCP conformance suite, both pinned versions, against examples.everything.
+"""The official MCP conformance suite against ONE running examples.everything server:
+both eras on one endpoint.
 
-0.1.16 ``--suite all`` has 32 scenarios; 0.2.0-alpha.12 ``--suite all --spec-version
-2025-11-25`` has 33 (adds server-session-lifecycle). Both must report 0 failed checks, and
-we also hold ourselves to 0 warnings by reading every scenario's checks.json.
+- 0.1.16 ``--suite all``: 32 scenarios (session era);
+- 0.2.0-alpha.12 ``--suite all --spec-version 2025-11-25``: 33 (adds server-session-lifecycle);
+- 0.2.0-alpha.12 ``--suite all --spec-version 2026-07-28``: 40 (the stateless era: discover,
+  the header and ``_meta`` ladder, input-required round trips, caching, listen streams).
+
+Every run must report 0 failed checks, and we also hold ourselves to 0 warnings by reading
+every scenario's checks.json.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ import pytest
 
 from conftest import NODE_MODULES
 
+ALPHA = NODE_MODULES / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
 SUITES = {
     "0.1.16": (NODE_MODULES / "conformance-0116" / "dist" / "index.js", [], 32),
-    "0.2.0-alpha.12": (NODE_MODULES / "@modelcontextprotocol" / "conformance" / "dist" / "index.js",
-                       ["--spec-version", "2025-11-25"], 33),
+    "0.2.0-alpha.12 2025-11-25": (ALPHA, ["--spec-version", "2025-11-25"], 33),
+    "0.2.0-alpha.12 2026-07-28": (ALPHA, ["--spec-version", "2026-07-28"], 40),
 }
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from engine.protocol import http, jsonrpc
+from engine.protocol import http, jsonrpc, modern
 from engine.protocol.http import HttpConfig, HttpError
 
 CFG = HttpConfig()
@@ -51,10 +51,14 @@ def test_versions_and_sessions():
     assert http.require_session({"mcp-session-id": "abc"}) == "abc"
     msg = jsonrpc.decode(b'{"jsonrpc":"2.0","id":9,"method":"tools/list","params":'
                          b'{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}')
-    assert http.era({}, msg) == "2026-07-28"
-    assert http.era({"mcp-session-id": "abc"}, msg) == "2025-11-25"  # a session decides
-    assert http.era({"mcp-protocol-version": "2026-07-28"}) == "2026-07-28"
-    assert http.era({}) == "2025-11-25"
+    plain = jsonrpc.decode(b'{"jsonrpc":"2.0","id":9,"method":"tools/list"}')
+    assert modern.is_modern({}, msg)  # _meta names a version
+    assert modern.is_modern({"mcp-session-id": "abc"}, msg)  # it does, whatever else is sent
+    assert modern.is_modern({"mcp-protocol-version": "2026-07-28"}, plain)
+    assert modern.is_modern({"mcp-protocol-version": "v999"}, plain)  # unknown: the 2026 ladder answers -32022
+    assert not modern.is_modern({"mcp-protocol-version": "2025-06-18"}, plain)
+    assert not modern.is_modern({"mcp-protocol-version": "v999", "mcp-session-id": "abc"}, plain)  # a session's
+    assert not modern.is_modern({}, plain)
     err = http.stateless_not_served("2026-07-28", msg)
     assert err.code == -32022 and err.request_id == 9 and err.status == 400
     assert err.data == {"supported": ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"],

@@ -140,20 +140,6 @@ def test_configured_allow_lists(client, start_server):
     assert client.post(server.url, headers={**h, "host": "other.example.com"}, json=body).status_code == 421
 
 
-def test_stateless_era_request_gets_unsupported_version(client, demo_server):
-    body = {"jsonrpc": "2.0", "id": 3, "method": "tools/list",
-            "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}}
-    r = client.post(demo_server.url, headers=headers(None, None), json=body)
-    assert r.status_code == 400
-    err = rpc_error(r)
-    assert err["code"] == -32022 and r.json()["id"] == 3
-    assert err["data"]["supported"] == ["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"]
-    assert err["data"]["requested"] == "2026-07-28"
-    r = client.post(demo_server.url, headers=headers(None, "2026-07-28"),
-                    json={"jsonrpc": "2.0", "id": 4, "method": "server/discover", "params": {}})
-    assert r.status_code == 400 and rpc_error(r)["code"] == -32022
-
-
 def test_delete_ends_session_then_404(client, demo_server):
     url = demo_server.url
     sid = initialize(client, url)

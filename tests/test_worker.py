@@ -148,11 +148,16 @@ def worker_everything():
 # -- the official conformance suite ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("suite", ["0.2.0-alpha.12", "0.1.16"])
+ALPHA = NODE_MODULES / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
+SUITES = {"0.2.0-alpha.12 2026-07-28": (ALPHA, ["--spec-version", "2026-07-28"], 40),
+          "0.2.0-alpha.12 2025-11-25": (ALPHA, ["--spec-version", "2025-11-25"], 33),
+          "0.1.16": (NODE_MODULES / "conformance-0116" / "dist" / "index.js", [], 32)}
+
+
+@pytest.mark.parametrize("suite", list(SUITES))
 def test_conformance_under_workerd(worker_everything, node, suite, tmp_path):
-    script = {"0.2.0-alpha.12": NODE_MODULES / "@modelcontextprotocol" / "conformance" / "dist" / "index.js",
-              "0.1.16": NODE_MODULES / "conformance-0116" / "dist" / "index.js"}[suite]
-    extra = ["--spec-version", "2025-11-25"] if suite.startswith("0.2") else []
+    """All three runs against one Worker: both eras on one endpoint, as locally."""
+    script, extra, expected = SUITES[suite]
     results = tmp_path / "results"
     url = worker_everything.url.replace("127.0.0.1", "localhost")
     proc = subprocess.run([node, str(script), "server", "--url", url, "--suite", "all", *extra, "-o", str(results)],
@@ -161,7 +166,7 @@ def test_conformance_under_workerd(worker_everything, node, suite, tmp_path):
     assert proc.returncode == 0, summary + proc.stderr[-2000:]
     total = re.search(r"^Total: (\d+) passed, (\d+) failed$", summary, re.M)
     assert total and int(total.group(2)) == 0, summary
-    assert len(re.findall(r"^✓ ", summary, re.M)) == (33 if extra else 32), summary
+    assert len(re.findall(r"^✓ ", summary, re.M)) == expected, summary
     bad = [f"{f.parent.name}: {c['status']} {c['id']}" for f in results.glob("*/checks.json")
            for c in json.loads(f.read_text()) if c["status"] in ("FAILURE", "WARNING")]
     assert not bad, bad

@@ -10,6 +10,10 @@ from __future__ import annotations
 from engine.actors.settings import Settings, from_env
 from engine.app.application import App
 from engine.app.loader import load_app
+from engine.protocol.request_state import derive
+
+import keys
+from hub import Announcer
 
 _cache: dict = {}
 
@@ -23,11 +27,28 @@ def settings(env) -> Settings:
 
 
 def app(env) -> App:
-    """The app ``MCP_APP`` names, imported once."""
+    """The app ``MCP_APP`` names, imported once; its announcements go to the listen hub."""
     a = _cache.get("app")
     if a is None:
         a = _cache["app"] = load_app(settings(env).app, add_cwd=False)
+        a.listen(announcer(env))
     return a
+
+
+def announcer(env) -> Announcer:
+    """This isolate's carrier of app announcements to the listen hub."""
+    carrier = _cache.get("announcer")
+    if carrier is None:
+        carrier = _cache["announcer"] = Announcer(env)
+    return carrier
+
+
+async def state_key(env) -> bytes:
+    """The key that seals 2026-07-28 requestState: from the Worker's signing key."""
+    key = _cache.get("state_key")
+    if key is None:
+        key = _cache["state_key"] = derive(await keys.signing_key(env, settings(env).secret), "request-state")
+    return key
 
 
 def test_hooks(env) -> bool:

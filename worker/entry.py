@@ -2,10 +2,12 @@
 
 It translates a fetch into :meth:`engine.actors.front.Front.admit`, the same rules in the
 same order as the local server: a bad request is answered here, and no Durable Object is
-touched. A new session (``initialize``, or GET on the HTTP+SSE path) gets a freshly
-minted, signed id; any other request goes to the Durable Object named by its session id,
-if that id is genuine. The route travels to the object in a header and the body as the
-body; the object does the rest (``session_object.py``).
+touched. A 2026-07-28 request needs no durable state, so it is served here too
+(``Front.serve_modern``), except a ``subscriptions/listen`` stream, which lives in the
+listen hub's object (``hub.py``). A new session (``initialize``, or GET on the HTTP+SSE
+path) gets a freshly minted, signed id; any other session request goes to the Durable
+Object named by its session id, if that id is genuine. The route travels to an object in
+a header and the body as the body; the object does the rest (``session_object.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import config
 import contract_hook
 import keys
 import session_ids
+from hub import HUB_OBJECT
+from responses import respond
 from session_object import ROUTE_HEADER, SessionObject
 
 __all__ = ["Default", "SessionObject"]  # the runtime finds the Durable Object class here
@@ -35,7 +39,7 @@ class Default(WorkerEntrypoint):
     async def fetch(self, request):
         front = _fronts.get("front")
         if front is None:
-            front = _fronts["front"] = Front(config.settings(self.env))
+            front = _fronts["front"] = Front(config.settings(self.env), config.app(self.env))
         url = urlparse(request.url)
         if url.path.startswith(contract_hook.PATH) and config.test_hooks(self.env):
             stub = self.env.SESSIONS.getByName(f"contract-{session_ids.mint('contract')}")
@@ -50,13 +54,23 @@ class Default(WorkerEntrypoint):
         if not isinstance(admitted, tuple):
             return Response(admitted.body or None, status=admitted.status, headers=str_headers(admitted.headers))
         r, msg, body = admitted
+        if r.action in (router.MODERN, router.MODERN_ACCEPT):
+            front.state_key = await config.state_key(self.env)
+            response = await front.serve_modern(r, msg, None)
+            await config.announcer(self.env).drain()  # announcements it made have reached the hub
+            return respond(front, response, request)
+        if r.action == router.SUBSCRIBE:
+            return await self._forward(HUB_OBJECT, r, body, request)
         secret = await keys.signing_key(self.env, front.settings.secret)
         if r.action in router.CREATES:
             r.session_id = session_ids.mint(secret)
         elif not session_ids.genuine(secret, r.session_id or ""):
             refused = front.error(http.session_not_found(r.session_id or "", msg), r, headers)
             return Response(refused.body, status=refused.status, headers=str_headers(refused.headers))
-        stub = self.env.SESSIONS.getByName(r.session_id)
+        return await self._forward(r.session_id, r, body, request)
+
+    async def _forward(self, name: str, r: router.Route, body: bytes, request):
+        stub = self.env.SESSIONS.getByName(name)
         return await stub.fetch(
             "https://session.internal/",
             method="POST",

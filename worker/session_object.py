@@ -15,24 +15,24 @@ state, because everything the actor knows is in storage.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import msgspec
 
-import js
 from pyodide.ffi import create_proxy, to_js
 from workers import DurableObject, Response
 
-from engine.actors.front import Front, SessionUnreadable, str_headers
+from engine.actors.front import Front, SessionUnreadable
+from engine.actors.listen_hub import ListenHub
 from engine.actors.session_actor import SessionActor
 from engine.protocol import http, router
 
 import config
 import contract_hook
+import hub
 import keys
 from do_storage import DurableObjectStorage
-from streams import JsStreamWriter
+from responses import respond
 
 ROUTE_HEADER = "x-mcp-actors-route"
 
@@ -44,10 +44,12 @@ class SessionObject(DurableObject):
         super().__init__(ctx, env)
         self.settings = config.settings(env)
         self.app = config.app(env)
-        self.front = Front(self.settings)
+        self.front = Front(self.settings, self.app)
         self.storage = DurableObjectStorage(ctx.storage, to_js, create_proxy)
         self.actor: SessionActor | None = None
         self._alarm_loaded = False
+        #: Only in the hub's object (hub.HUB_OBJECT): the open 2026-07-28 listen streams.
+        self.hub: ListenHub | None = None
 
     # -- the front's ActorHost: this object hosts exactly one actor -------------------------
 
@@ -77,6 +79,15 @@ class SessionObject(DurableObject):
     def forget(self, actor: SessionActor) -> None:
         self.actor = None
 
+    def _hub(self) -> ListenHub:
+        if self.hub is None:
+            lifetimes = self.settings.lifetimes
+            self.hub = ListenHub(lifetimes.max_buffer, lifetimes.max_subscriptions)
+        return self.hub
+
+    def listen(self, msg):
+        return self._hub().listen(msg)
+
     # -- requests ------------------------------------------------------------------------------
 
     async def fetch(self, request):
@@ -84,29 +95,17 @@ class SessionObject(DurableObject):
             key = keys.stored_key(self.storage)
             await self.storage.flush()
             return Response(key)
+        if request.headers.get(hub.ANNOUNCE_HEADER):  # the hub's object: fan an announcement out
+            method, params, uri = hub.decode_announcement(await request.bytes())
+            return Response(str(self._hub().announce(method, params, uri)))
         check = request.headers.get(contract_hook.HEADER)
         if check and config.test_hooks(self.env):  # this object is a fresh namespace
             return await contract_hook.run(check, self.storage)
         route = _decode_route(request.headers.get(ROUTE_HEADER))
         body = await request.bytes() if route.needs_body else b""
         response = await self.front.serve(route, http.decode_body(body) if body else None, self)
-        headers = str_headers(response.headers)
-        conn = response.stream
-        if conn is None:
-            return Response(response.body or None, status=response.status, headers=headers)
-        stream = js.TransformStream.new()
-        writer = JsStreamWriter(stream.writable.getWriter(), to_js)
-        task = asyncio.get_running_loop().create_task(self.front.pump(response, writer))
-
-        def client_left(*_):
-            # A write to a client that left never settles: end the pump from here.
-            conn.close()
-            task.cancel()
-
-        signal = getattr(request.js_object, "signal", None)
-        if signal is not None:
-            signal.addEventListener("abort", create_proxy(client_left))
-        return Response(stream.readable, status=response.status, headers=headers)
+        await config.announcer(self.env).drain()  # announcements a handler made reach the hub
+        return respond(self.front, response, request)
 
     async def alarm(self, *_args):
         actor = await self.activate(None, create=False)

@@ -20,13 +20,14 @@ decodes them.
 from __future__ import annotations
 
 import logging
-from typing import Awaitable, Callable, Mapping, Protocol
+from typing import Any, Awaitable, Callable, Mapping, Protocol
 
-from ..protocol import http, router, spec
+from ..protocol import http, modern, router, spec
 from ..protocol.http import HttpError
-from ..protocol.jsonrpc import Message
+from ..protocol.jsonrpc import Message, ProtocolError
 from ..protocol.router import Route
 from ..protocol.storage import StoreUnavailable
+from . import stateless
 from .connection import Connection, Reply
 from .session_actor import SessionActor
 from .settings import Settings
@@ -34,6 +35,9 @@ from .settings import Settings
 log = logging.getLogger("engine")
 
 Headers = list[tuple[bytes, bytes]]
+
+_MODERN = frozenset({router.MODERN, router.SUBSCRIBE, router.MODERN_ACCEPT})
+_ACCEPTED = Reply(202, None)
 
 SSE_HEADERS: Headers = [
     (b"content-type", spec.CONTENT_SSE.encode()),
@@ -76,6 +80,10 @@ class ActorHost(Protocol):
         """The actor ended its session (DELETE): drop any reference to it."""
         ...
 
+    def listen(self, msg: Message) -> Reply:
+        """A 2026-07-28 ``subscriptions/listen`` stream, from the host's listen hub."""
+        ...
+
 
 class Writer(Protocol):
     """A streaming response body in the runtime's own terms. Either method raises
@@ -91,14 +99,19 @@ def _encode(pairs: tuple[tuple[str, str], ...]) -> Headers:
 
 
 class Front:
-    __slots__ = ("settings", "config", "paths", "keepalive", "max_headers")
+    __slots__ = ("settings", "app", "config", "paths", "keepalive", "max_headers", "state_key", "header_paths")
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, app: Any = None, state_key: bytes = b""):
+        """``app``: what 2026-07-28 requests are served from, here in the front (they need
+        no actor); ``state_key``: seals their ``requestState`` (the same on every replica)."""
         self.settings = settings
+        self.app = app
         self.config = settings.http
         self.paths = settings.paths
         self.keepalive = settings.keepalive
         self.max_headers = settings.server.max_headers
+        self.state_key = state_key
+        self.header_paths = app.header_paths if app is not None else (lambda tool: None)
 
     # -- the request -----------------------------------------------------------------------
 
@@ -123,7 +136,7 @@ class Front:
             body = await read_body(self.config.max_body)
             if len(body) > self.config.max_body:
                 raise http.body_too_large(self.config.max_body)
-            return r, router.admit(r, headers, body), body
+            return r, router.admit(r, headers, body, self.header_paths, self.settings.modern), body
         except HttpError as exc:
             return self.error(exc, r, headers)
 
@@ -133,6 +146,8 @@ class Front:
         Faults stay with their session: an unreadable one answers 404, a failed commit 503
         (the actor is replaced by one woken from storage), anything else 500; the error is
         always a JSON-RPC body, and other sessions never notice."""
+        if r.action in _MODERN:
+            return await self.serve_modern(r, msg, host)  # type: ignore[arg-type]
         actor: SessionActor | None = None
         try:
             create = r.action in router.CREATES
@@ -156,6 +171,26 @@ class Front:
         finally:
             if actor is not None and actor.closed:
                 host.forget(actor)
+        return self.response(reply, r.headers)
+
+    async def serve_modern(self, r: Route, msg: Message, host: ActorHost | None) -> Response:
+        """A 2026-07-28 request: served here, statelessly (a listen stream by ``host``'s hub)."""
+        try:
+            if r.action == router.MODERN_ACCEPT:
+                reply = _ACCEPTED
+            elif r.action == router.SUBSCRIBE:
+                reply = host.listen(msg)  # type: ignore[union-attr]
+            else:
+                reply = await stateless.serve(self.app, msg, r.meta, self.state_key,  # type: ignore[arg-type]
+                                              self.settings.lifetimes.max_buffer)
+        except HttpError as exc:
+            return self.error(exc, r, None)
+        except ProtocolError as exc:
+            return self.error(modern.error(exc.code, exc.message, msg, exc.data), r, None)
+        except Exception:
+            log.exception("2026-07-28 request %s failed", msg.method)
+            return self.error(modern.error(spec.INTERNAL_ERROR, "Internal error: the server failed while handling "
+                                                                "this request and logged why", msg), r, None)
         return self.response(reply, r.headers)
 
     async def handle(self, method: str, path: str, query: str, headers: Mapping[str, str],

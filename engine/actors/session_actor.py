@@ -486,6 +486,8 @@ class SessionActor:
 
     # -- the HandlerHost port (what a Context asks of us) -------------------------------------
 
+    modern = False
+
     @property
     def session_id(self) -> str:
         return self.session.id
@@ -550,7 +552,8 @@ class SessionActor:
         if missed or gap:
             self.session.save()
 
-    async def request_client(self, stream: Stream, method: str, params: dict | None, timeout: float) -> Any:
+    async def request_client(self, stream: Stream, method: str, params: dict | None, timeout: float,
+                             key: str | None = None) -> Any:
         if self.closed:
             raise ClientError(spec.INTERNAL_ERROR, "The session was closed")
         rid = self.session.next_server_request_id()

@@ -52,8 +52,12 @@ class Settings(msgspec.Struct, kw_only=True):
     server: ServerLimits = ServerLimits()
     #: Seconds between SSE comments on idle streams.
     keepalive: float = 15.0
-    #: Signs session ids on the Worker (``SESSION_SECRET``).
+    #: The server's secret (``--secret`` / ``SESSION_SECRET``): seals 2026-07-28
+    #: ``requestState`` and signs the Worker's session ids; when empty, one is made once and
+    #: kept in the store.
     secret: str = ""
+    #: Serve the stateless era (2026-07-28) on the same endpoint as the session era.
+    modern: bool = True
 
 
 class BadSetting(ValueError):
@@ -184,6 +188,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("--write-timeout", None, _number(float, 0, low_open=True), ServerLimits().write_timeout,
            "seconds a client may leave a response unread before it is cut off", "server.write_timeout",
            metavar="SECONDS"),
+    Option("--modern", "MODERN", _boolean, True,
+           "serve MCP 2026-07-28 (stateless) beside the session era on the same endpoint; off answers its "
+           "requests with -32022 so clients fall back", "modern", metavar="on|off"),
+    Option("--secret", "SESSION_SECRET", str, "",
+           "the server's secret: seals requestState (and signs session ids on Workers); every replica needs the "
+           "same; default: made once and kept in the store (or env MCP_ACTORS_SECRET)", "secret",
+           metavar="SECRET"),
     Option("--log-level", None, _choice("critical", "error", "warning", "info", "debug", "trace"), "warning",
            "server log level: debug, info, warning, error or critical", metavar="LEVEL"),
 )
@@ -241,19 +252,27 @@ def from_env(get: Callable[[str], Any], extra: Mapping[str, str] = {}) -> Settin
         if raw is not None:
             values[option.flag] = parse_value(option, str(raw))
     app = get("MCP_APP")
-    settings = build(values, str(app) if app else None)
-    secret = get("SESSION_SECRET")
-    if secret:
-        settings.secret = str(secret)
-    return settings
+    return build(values, str(app) if app else None)
+
+
+def shown(option: Option) -> str:
+    """An option's default as help and README show it."""
+    default = option.default
+    if option.switch or isinstance(default, bool):
+        return "on" if default else "off"
+    if option.many:
+        return "local names"
+    if default == "":
+        return "none"
+    if isinstance(default, float) and default.is_integer():
+        return str(int(default))
+    return str(default)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Every option with a flag, as argparse arguments (values are checked in :func:`from_args`)."""
     for option in OPTIONS:
-        default = option.default
-        shown = "''" if default == "" else ", ".join(default) if isinstance(default, tuple) else default
-        help_text = option.help + (f" (default {shown})" if not option.switch and not option.many else "")
+        help_text = option.help + (f" (default {shown(option)})" if not option.switch and not option.many else "")
         if option.env:
             help_text += f"; Worker variable {option.env}"
         if option.switch:

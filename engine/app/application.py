@@ -12,6 +12,7 @@ import re
 import sys
 from typing import Any, Callable
 
+from ..protocol import mcp_headers
 from . import content, schema
 from .context import Context
 from .schema import Signature
@@ -28,7 +29,7 @@ def _doc(fn: Callable) -> str:
 
 
 class Tool:
-    __slots__ = ("name", "fn", "signature", "listing", "structured", "is_async", "thread")
+    __slots__ = ("name", "fn", "signature", "listing", "structured", "is_async", "thread", "header_paths")
 
     def __init__(self, name: str, fn: Callable, signature: Signature, listing: dict, structured: bool,
                  thread: bool = False):
@@ -39,6 +40,10 @@ class Tool:
         self.structured = structured
         self.is_async = inspect.iscoroutinefunction(fn)
         self.thread = thread
+        try:  # arguments mirrored into Mcp-Param-* headers (2026-07-28)
+            self.header_paths = mcp_headers.annotations(listing.get("inputSchema"))
+        except ValueError as exc:
+            raise TypeError(f"tool {name}: {exc}") from None
 
 
 class ResourceDef:
@@ -80,11 +85,15 @@ class App:
     """An MCP server's content: ``@app.tool()``, ``@app.resource(uri)``, ``@app.prompt()``."""
 
     def __init__(self, name: str = "mcp-actors", version: str = "0.1.0", *,
-                 title: str | None = None, instructions: str | None = None, page_size: int | None = 100):
+                 title: str | None = None, instructions: str | None = None, page_size: int | None = 100,
+                 cache_ttl_ms: int = 0):
         """``page_size``: items per page of ``tools/list`` and the other listings (None:
-        one page, however long)."""
+        one page, however long). ``cache_ttl_ms``: how long a 2026-07-28 client may reuse a
+        listing, ``server/discover`` or a resource read (``ttlMs``); 0, the default, means
+        ask again each time (right for an app whose lists change while it runs)."""
         self.name = name
         self.page_size = page_size
+        self.cache_ttl_ms = cache_ttl_ms
         self.version = version
         self.title = title
         self.instructions = instructions
@@ -248,6 +257,11 @@ class App:
             self._cache[kind] = cached
         return cached
 
+    def header_paths(self, tool: str) -> dict[str, tuple[str, ...]] | None:
+        """A tool's ``x-mcp-header`` annotations (None for an unknown tool)."""
+        entry = self.tools.get(tool)
+        return entry.header_paths if entry is not None else None
+
     def count(self, kind: str) -> int:
         """How many items ``listing(kind)`` holds, without building it."""
         return len({"tools": self.tools, "resources": self.resources, "templates": self.templates}
@@ -272,6 +286,13 @@ class App:
     def unlisten(self, listener: Callable) -> None:
         if listener in self._listeners:
             self._listeners.remove(listener)
+
+    def notify_list_changed(self, kind: str) -> None:
+        """Tell clients that a list changed (``tools``, ``resources`` or ``prompts``), for lists
+        that depend on more than what is registered here."""
+        if kind not in ("tools", "resources", "prompts"):
+            raise ValueError(f"no such list: {kind!r}")
+        self._changed(kind)
 
     def notify_resource_updated(self, uri: str) -> None:
         """Tell every session subscribed to ``uri`` that it changed."""

@@ -31,6 +31,9 @@ class HandlerHost(Protocol):
 
     #: The :class:`~engine.app.application.App` being served.
     app: Any
+    #: True in the stateless era (2026-07-28), where what the client lacks is a protocol
+    #: error (-32021) and there is no session.
+    modern: bool
 
     @property
     def session_id(self) -> str | None: ...
@@ -56,8 +59,11 @@ class HandlerHost(Protocol):
         """Report progress (``notifications/progress`` params, token included)."""
         ...
 
-    async def request_client(self, stream: Any, method: str, params: dict | None, timeout: float) -> Any:
-        """Ask the client something and await its result (or a :class:`ClientError`)."""
+    async def request_client(self, stream: Any, method: str, params: dict | None, timeout: float,
+                             key: str | None = None) -> Any:
+        """Ask the client something and await its result (or a :class:`ClientError`).
+        ``key`` names the question where the answer comes back by name (2026-07-28's
+        input-required results); a session asks with a JSON-RPC request instead."""
         ...
 
     def close_stream(self, stream: Any) -> None:
@@ -94,7 +100,14 @@ class ClientError(Exception):
 
 
 class CapabilityError(ProtocolError):
-    """The client did not declare the capability a request to it needs."""
+    """The client did not declare the capability a request to it needs.
+
+    ``capabilities`` names what was missing, as client capabilities (``{"sampling": {}}``):
+    2026-07-28 answers -32021 with it as ``data.requiredCapabilities``."""
+
+    def __init__(self, code: int, message: str, capabilities: dict | None = None):
+        super().__init__(code, message)
+        self.capabilities = capabilities or {}
 
 
 class Sampled(msgspec.Struct, rename="camel", kw_only=True):
@@ -202,33 +215,46 @@ class Context:
 
     # -- requests to the client ---------------------------------------------------------
 
+    def require(self, capability: str, what: str = "do this") -> None:
+        """Refuse unless the client declared ``capability`` (CapabilityError: in the stateless
+        era a -32021 error naming it; in a session a tool error the model can read)."""
+        self._require(capability, what)
+
     def _require(self, capability: str, what: str) -> None:
         if capability not in self.host.client_capabilities:
             raise CapabilityError(
                 spec.INVALID_REQUEST,
                 f"The client did not declare the '{capability}' capability, so the server cannot {what}",
+                {capability: {}},
             )
 
     @_on_host_loop
-    async def request(self, method: str, params: dict | None = None, timeout: float = 300.0) -> Any:
-        """Send a request to the client on this request's stream and await its result."""
-        return await self.host.request_client(self.stream, method, params, timeout)
+    async def request(self, method: str, params: dict | None = None, timeout: float = 300.0,
+                      key: str | None = None) -> Any:
+        """Ask the client (``method`` with ``params``) and await its result.
+
+        In a session this is a request on this request's stream; in the stateless era it
+        becomes an ``input_required`` result and the handler runs again once the client
+        answers (``key`` names the question there; by default the questions are numbered
+        in the order they are asked, so a handler should ask them in the same order each
+        time it runs, and do nothing before them that must not happen twice)."""
+        return await self.host.request_client(self.stream, method, params, timeout, key)
 
     async def sample(self, messages: str | list, *, max_tokens: int = 1000, system_prompt: str | None = None,
                      temperature: float | None = None, stop_sequences: list[str] | None = None,
                      model_preferences: dict | None = None, include_context: str | None = None,
-                     timeout: float = 300.0) -> Sampled:
+                     timeout: float = 300.0, key: str | None = None) -> Sampled:
         """Ask the client's LLM (``sampling/createMessage``); a str is one user text message."""
         self._require("sampling", "request LLM sampling")
         if isinstance(messages, str):
             messages = [{"role": "user", "content": {"type": "text", "text": messages}}]
         params: dict[str, Any] = {"messages": messages, "maxTokens": max_tokens}
-        for key, value in (("systemPrompt", system_prompt), ("temperature", temperature),
-                           ("stopSequences", stop_sequences), ("modelPreferences", model_preferences),
-                           ("includeContext", include_context)):
+        for name, value in (("systemPrompt", system_prompt), ("temperature", temperature),
+                            ("stopSequences", stop_sequences), ("modelPreferences", model_preferences),
+                            ("includeContext", include_context)):
             if value is not None:
-                params[key] = value
-        result = await self.request("sampling/createMessage", params, timeout)
+                params[name] = value
+        result = await self.request("sampling/createMessage", params, timeout, key)
         return msgspec.convert(result, Sampled)
 
     def _require_elicitation(self, mode: str) -> None:
@@ -241,28 +267,34 @@ class Context:
             raise CapabilityError(
                 spec.INVALID_REQUEST,
                 f"The client did not declare {mode}-mode elicitation (it supports: {', '.join(sorted(modes))})",
+                {"elicitation": {mode: {}}},
             )
 
-    async def elicit(self, message: str, schema: Any, timeout: float = 300.0) -> Elicited:
+    async def elicit(self, message: str, schema: Any, timeout: float = 300.0, *, key: str | None = None) -> Elicited:
         """Ask the user for input (``elicitation/create``, form mode); ``schema`` is a dict or
         a Struct type."""
         self._require_elicitation("form")
         if not isinstance(schema, dict):
             schema = object_schema(schema)
-        result = await self.request("elicitation/create", {"message": message, "requestedSchema": schema}, timeout)
+        result = await self.request("elicitation/create", {"message": message, "requestedSchema": schema}, timeout,
+                                    key)
         return msgspec.convert(result, Elicited)
 
-    async def elicit_url(self, message: str, url: str, elicitation_id: str, timeout: float = 300.0) -> Elicited:
+    async def elicit_url(self, message: str, url: str, elicitation_id: str, timeout: float = 300.0, *,
+                         key: str | None = None) -> Elicited:
         """Send the user to ``url`` (``elicitation/create``, url mode: a page of yours that
-        collects what must not pass through the client, such as a credential)."""
+        collects what must not pass through the client, such as a credential). 2026-07-28
+        has no ``elicitationId``; it is sent to session-era clients only."""
         self._require_elicitation("url")
-        result = await self.request("elicitation/create", {"mode": "url", "message": message, "url": url,
-                                                           "elicitationId": elicitation_id}, timeout)
+        params = {"mode": "url", "message": message, "url": url}
+        if self.session_id is not None:
+            params["elicitationId"] = elicitation_id
+        result = await self.request("elicitation/create", params, timeout, key)
         return msgspec.convert(result, Elicited)
 
-    async def list_roots(self, timeout: float = 60.0) -> list[dict]:
+    async def list_roots(self, timeout: float = 60.0, *, key: str | None = None) -> list[dict]:
         self._require("roots", "list its roots")
-        result = await self.request("roots/list", None, timeout)
+        result = await self.request("roots/list", None, timeout, key)
         roots = result.get("roots") if isinstance(result, dict) else None
         return roots if isinstance(roots, list) else []
 

@@ -24,7 +24,7 @@ from ..protocol import spec
 from ..protocol.jsonrpc import ProtocolError, shown
 from . import content
 from .application import THREADS
-from .context import Context
+from .context import CapabilityError, Context
 
 log = logging.getLogger("engine")
 
@@ -121,27 +121,27 @@ def call_tool(ctx: Context) -> Any:
     if tool.signature.context_param:
         kwargs[tool.signature.context_param] = ctx
     if tool.is_async:
-        return _run_async_tool(tool, kwargs)
+        return _run_async_tool(tool, kwargs, ctx)
     if tool.thread:
         if not THREADS:
             return content.tool_error(f"Tool {name} needs a thread, and this runtime (Pyodide) has none")
-        return _run_thread_tool(tool, kwargs)
+        return _run_thread_tool(tool, kwargs, ctx)
     try:
         value = tool.fn(**kwargs)
     except Exception as exc:
-        return _tool_failed(name, exc)
+        return _tool_failed(name, exc, ctx)
     return content.tool_result(value, tool.structured)
 
 
-async def _run_async_tool(tool: Any, kwargs: dict) -> dict:
+async def _run_async_tool(tool: Any, kwargs: dict, ctx: Context) -> dict:
     try:
         value = await tool.fn(**kwargs)
     except Exception as exc:
-        return _tool_failed(tool.name, exc)
+        return _tool_failed(tool.name, exc, ctx)
     return content.tool_result(value, tool.structured)
 
 
-async def _run_thread_tool(tool: Any, kwargs: dict) -> dict:
+async def _run_thread_tool(tool: Any, kwargs: dict, ctx: Context) -> dict:
     import anyio.to_thread  # only here: Pyodide (the Worker) has no threads to offer
 
     for value in kwargs.values():
@@ -151,11 +151,15 @@ async def _run_thread_tool(tool: Any, kwargs: dict) -> dict:
     try:
         value = await anyio.to_thread.run_sync(functools.partial(tool.fn, **kwargs))
     except Exception as exc:
-        return _tool_failed(tool.name, exc)
+        return _tool_failed(tool.name, exc, ctx)
     return content.tool_result(value, tool.structured)
 
 
-def _tool_failed(name: str, exc: Exception) -> dict:
+def _tool_failed(name: str, exc: Exception, ctx: Context) -> dict:
+    """A tool that raised: an ``isError`` result the model can read (server/tools). But in
+    the stateless era a missing client capability is the protocol's business (-32021)."""
+    if isinstance(exc, CapabilityError) and ctx.host.modern:
+        raise exc
     log.info("tool %s raised %r", name, exc)
     return content.tool_error(str(exc) or type(exc).__name__)
 

@@ -112,3 +112,10 @@ def is_object_type(tp: Any) -> bool:
 
 def return_type(fn: Callable) -> Any:
     return typing.get_type_hints(fn, include_extras=True).get("return", inspect.Signature.empty)
+
+
+def header(name: str) -> msgspec.Meta:
+    """Mirror a tool argument into an ``Mcp-Param-{name}`` HTTP header (2026-07-28
+    ``x-mcp-header``), so gateways can route on it: ``region: Annotated[str, header("Region")]``.
+    Only for string, integer and boolean arguments."""
+    return msgspec.Meta(extra_json_schema={"x-mcp-header": name})

@@ -15,7 +15,7 @@ from typing import Callable
 from ..actors.connection import Connection
 from ..actors.front import Front
 from ..actors.settings import Settings
-from ..protocol import http
+from ..protocol import http, request_state
 from .runtime import LocalRuntime
 
 
@@ -84,7 +84,8 @@ class McpAsgi:
 
     def __init__(self, runtime: LocalRuntime, settings: Settings):
         self.runtime = runtime
-        self.front = Front(settings)
+        key = request_state.derive(runtime.secret(settings.secret), "request-state")
+        self.front = Front(settings, runtime.app, key)
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         kind = scope["type"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 
 import msgspec
 
@@ -49,6 +50,8 @@ def configure(argv: list[str] | None = None) -> tuple[Settings, dict]:
         settings, values = from_args(args)
     except BadSetting as exc:
         raise SystemExit(f"error: {exc}") from None
+    if not settings.secret:
+        settings.secret = os.environ.get("MCP_ACTORS_SECRET", "")
     host = values["--host"]
     if host not in _ANY_ADDRESS and host not in settings.http.allowed_hosts:
         name = host if ":" not in host else f"[{host}]"

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import threading
 import time
 
 from ..actors import announcements
 from ..actors.front import SessionUnreadable
+from ..actors.listen_hub import ListenHub
 from ..actors.memory_store import MemoryBackend
 from ..actors.sqlite_store import SqliteBackend, StoreError
 from ..actors.session_actor import Lifetimes, SessionActor
@@ -31,6 +33,8 @@ log = logging.getLogger("engine")
 
 #: Alarm retries, as Durable Objects do: up to this many, backing off 1, 2, 4 ... s.
 ALARM_RETRIES = 6
+#: The namespace of the server's generated secret (no session has a name like it).
+KEYS_NAMESPACE = "__keys__"
 
 
 def open_backend(spec: str) -> Backend:
@@ -59,6 +63,8 @@ class LocalRuntime:
         #: Sessions that exist (in memory or only in storage), held under max_sessions.
         self.sessions = self.backend.count("meta")
         self.announcements = announcements.Announcements(self.backend.namespace(announcements.NAMESPACE))
+        #: The 2026-07-28 listen streams of this process.
+        self.hub = ListenHub(self.lifetimes.max_buffer, self.lifetimes.max_subscriptions)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = 0
 
@@ -137,6 +143,23 @@ class LocalRuntime:
         seq = self.announcements.append(method, params, uri)
         for actor in list(self.actors.values()):
             actor.announce(method, params, uri, seq)
+        self.hub.announce(method, params, uri)
+
+    def listen(self, msg):
+        """A 2026-07-28 listen stream (the front's ActorHost port)."""
+        return self.hub.listen(msg)
+
+    def secret(self, configured: str = "") -> str:
+        """The server's secret: ``configured`` if given, else one made on first use and kept
+        in the store, so a restart (or another process on the same store) keeps it."""
+        if configured:
+            return configured
+        keys = self.backend.namespace(KEYS_NAMESPACE)
+        raw = keys.get("secret")
+        if raw is None:
+            raw = secrets.token_urlsafe(32).encode()
+            keys.put("secret", raw)
+        return raw.decode()
 
     # -- upkeep -----------------------------------------------------------------------------
 
@@ -196,6 +219,7 @@ class LocalRuntime:
         """Shutdown begins: end open SSE responses so the HTTP server can drain."""
         for actor in list(self.actors.values()):
             actor.close_connections()
+        self.hub.close_all()
 
     async def start(self) -> None:
         self._loop = loop = asyncio.get_running_loop()

@@ -46,6 +46,7 @@ class HttpError(Exception):
         request_id: RequestId | None = None,
         data: Any = UNSET,
         headers: tuple[tuple[str, str], ...] = (),
+        omit_null_id: bool = False,
     ):
         super().__init__(message)
         self.status = status
@@ -54,8 +55,12 @@ class HttpError(Exception):
         self.request_id = request_id
         self.data = data
         self.headers = headers
+        #: 2026-07-28 errors leave an unknown id out rather than sending null.
+        self.omit_null_id = omit_null_id
 
     def body(self) -> bytes:
+        if self.request_id is None and self.omit_null_id:
+            return jsonrpc.error_without_id(self.code, self.message, self.data)
         return jsonrpc.error(self.request_id, self.code, self.message, self.data)
 
 
@@ -257,8 +262,6 @@ def check_version_header(headers: Mapping[str, str], msg: Message | None = None)
         return spec.HEADERLESS_VERSION
     version = version.strip()
     if version not in spec.SESSION_VERSIONS:
-        if version == spec.STATELESS_VERSION:
-            raise _unsupported_stateless(version, request_id_of(msg))
         raise HttpError(
             400,
             spec.INVALID_REQUEST,
@@ -270,29 +273,9 @@ def check_version_header(headers: Mapping[str, str], msg: Message | None = None)
     return version
 
 
-def era(headers: Mapping[str, str], msg: Message | None = None) -> str:
-    """Which era a request belongs to: the dispatch point between the two.
-
-    A request with a session id, or an ``initialize``, is session era. A session-less
-    request that names the stateless version (in ``_meta`` or the version header) is
-    stateless era. Anything else is session era too, and is refused for lacking a session.
-    """
-    if headers.get(spec.HEADER_SESSION_ID):
-        return spec.LATEST_VERSION
-    if msg is not None and msg.params is not UNSET:
-        meta = msg.params.get("_meta")
-        if isinstance(meta, dict):
-            requested = meta.get(spec.META_PROTOCOL_VERSION)
-            if isinstance(requested, str) and requested not in spec.SESSION_VERSIONS:
-                return requested
-    if headers.get(spec.HEADER_PROTOCOL_VERSION, "").strip() == spec.STATELESS_VERSION:
-        return spec.STATELESS_VERSION
-    return spec.LATEST_VERSION
-
-
 def stateless_not_served(requested: str, msg: Message | None = None) -> HttpError:
-    """Until the stateless era is served: -32022 with the versions we do speak, so a
-    2026 client learns to fall back instead of giving up."""
+    """With the stateless era turned off (``--modern off``): -32022 with the session era's
+    versions, so a 2026 client learns to fall back instead of giving up."""
     return _unsupported_stateless(requested, request_id_of(msg))
 
 

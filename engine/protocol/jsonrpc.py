@@ -178,6 +178,14 @@ def error(request_id: RequestId | None, code: int, message: str, data: Any = UNS
     return encode({"jsonrpc": "2.0", "id": request_id, "error": err})
 
 
+def error_without_id(code: int, message: str, data: Any = UNSET) -> bytes:
+    """An error about a message whose id is unknown, for 2026-07-28 (its schema has no null ids)."""
+    err: dict[str, Any] = {"code": code, "message": message}
+    if data is not UNSET:
+        err["data"] = data
+    return encode({"jsonrpc": "2.0", "error": err})
+
+
 def notification(method: str, params: dict | None = None) -> bytes:
     if params is None:
         return encode({"jsonrpc": "2.0", "method": method})

@@ -9,14 +9,15 @@ order in which they apply, so no runtime can apply them differently.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Callable, Mapping
 
 import msgspec
 from msgspec import UNSET
 
-from . import http, spec
+from . import http, jsonrpc, modern, spec
 from .http import HttpConfig, HttpError
 from .jsonrpc import Message
+from .modern import Meta
 
 # Actions, each served by SessionActor.serve().
 OPEN = "open"  # POST initialize on the MCP endpoint: a new Streamable HTTP session
@@ -26,16 +27,28 @@ END = "end"  # DELETE the session
 LEGACY_OPEN = "legacy-open"  # GET on the HTTP+SSE path: a new HTTP+SSE session and its stream
 LEGACY_MESSAGE = "legacy-message"  # POST one message to an HTTP+SSE session
 PREFLIGHT = "preflight"  # a CORS preflight from an allowed origin
+MODERN = "modern"  # a 2026-07-28 request, served statelessly (no actor)
+SUBSCRIBE = "subscribe"  # 2026-07-28 subscriptions/listen: a stream from the listen hub
+MODERN_ACCEPT = "modern-accept"  # a 2026-07-28 notification or response: 202, nothing to do
 
 #: Actions that make a new session (the rest need an existing one).
 CREATES = frozenset({OPEN, LEGACY_OPEN})
 
 _PREFLIGHT_HEADERS = (
     ("access-control-allow-methods", spec.ALLOWED_METHODS),
-    ("access-control-allow-headers",
-     "content-type, accept, authorization, mcp-session-id, mcp-protocol-version, last-event-id"),
     ("access-control-max-age", "86400"),
 )
+_ALLOWED_REQUEST_HEADERS = "content-type, accept, authorization, mcp-session-id, mcp-protocol-version, " \
+                           "last-event-id, mcp-method, mcp-name"
+
+
+def _preflight(headers: Mapping[str, str], cors: tuple) -> Route:
+    """A CORS preflight: the methods, and the request headers asked for if they are ours
+    (``Mcp-Param-*`` names depend on the tool, so they are echoed rather than listed)."""
+    asked = [h.strip().lower() for h in headers.get("access-control-request-headers", "").split(",") if h.strip()]
+    extra = [h for h in asked if h.startswith(spec.HEADER_PARAM_PREFIX) and len(h) < 100][:32]
+    allow = _ALLOWED_REQUEST_HEADERS + "".join(", " + h for h in extra)
+    return Route(action=PREFLIGHT, headers=cors + _PREFLIGHT_HEADERS + (("access-control-allow-headers", allow),))
 
 
 class Paths(msgspec.Struct, frozen=True, kw_only=True):
@@ -55,6 +68,8 @@ class Route(msgspec.Struct, kw_only=True):
     endpoint: str | None = None
     #: Headers every response to this request carries (CORS).
     headers: tuple[tuple[str, str], ...] = ()
+    #: For MODERN and SUBSCRIBE: what the request's ``_meta`` said (checked).
+    meta: Meta | None = None
 
 
 def cors_headers(headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
@@ -90,11 +105,11 @@ def route(method: str, path: str, query: str, headers: Mapping[str, str], paths:
         if method == "POST":
             http.check_post(headers, config)
             return Route(action=MESSAGE, needs_body=True, headers=cors)
+        if method in ("GET", "DELETE") and modern.is_modern_head(headers):
+            # 2026-07-28 has no GET stream and no session to delete (streamable-http, 405).
+            raise http.method_not_allowed(method, "POST", "the MCP endpoint in 2026-07-28")
         if method == "GET":
             http.check_get(headers)
-            requested = http.era(headers)
-            if requested not in spec.SESSION_VERSIONS:
-                raise http.stateless_not_served(requested)
             http.check_version_header(headers)
             return Route(action=LISTEN, session_id=http.require_session(headers),
                          last_event_id=http.last_event_id(headers), headers=cors)
@@ -102,7 +117,7 @@ def route(method: str, path: str, query: str, headers: Mapping[str, str], paths:
             http.check_version_header(headers)
             return Route(action=END, session_id=http.require_session(headers), headers=cors)
         if method == "OPTIONS" and cors and "access-control-request-method" in headers:
-            return Route(action=PREFLIGHT, headers=cors + _PREFLIGHT_HEADERS)
+            return _preflight(headers, cors)
         raise http.method_not_allowed(method)
     if path == paths.sse:
         if method != "GET":
@@ -111,7 +126,7 @@ def route(method: str, path: str, query: str, headers: Mapping[str, str], paths:
         return Route(action=LEGACY_OPEN, transport=spec.TRANSPORT_SSE,
                      endpoint=f"{root_path}{paths.messages}", headers=cors)
     if method == "OPTIONS" and cors and "access-control-request-method" in headers:
-        return Route(action=PREFLIGHT, headers=cors + _PREFLIGHT_HEADERS)
+        return _preflight(headers, cors)
     if method != "POST":
         raise http.method_not_allowed(method, "POST", "the HTTP+SSE message endpoint")
     http.check_legacy_post(headers, config)
@@ -119,14 +134,29 @@ def route(method: str, path: str, query: str, headers: Mapping[str, str], paths:
                  needs_body=True, headers=cors)
 
 
-def admit(r: Route, headers: Mapping[str, str], body: bytes) -> Message:
-    """Phase two, with the body: decode it, and settle what a POST to the MCP endpoint is."""
-    msg = http.decode_body(body)
+def admit(r: Route, headers: Mapping[str, str], body: bytes,
+          header_paths: Callable[[str], dict | None] = lambda tool: None, serve_modern: bool = True) -> Message:
+    """Phase two, with the body: decode it, and settle what a POST to the MCP endpoint is:
+    a 2026-07-28 request (checked by :func:`engine.protocol.modern.check`), or one of a
+    session. ``header_paths``: the app's ``x-mcp-header`` annotations, by tool;
+    ``serve_modern=False`` answers 2026-07-28 requests with -32022 naming the session era's
+    versions, so clients fall back."""
+    try:
+        msg = http.decode_body(body)
+    except HttpError as exc:
+        exc.omit_null_id = modern.is_modern_head(headers)
+        raise
     if r.action == LEGACY_MESSAGE:
         return msg
-    requested = http.era(headers, msg)
-    if requested not in spec.SESSION_VERSIONS:
-        raise http.stateless_not_served(requested, msg)  # the stateless era slots in here
+    if modern.is_modern(headers, msg):
+        if not serve_modern:
+            raise http.stateless_not_served(spec.MODERN_VERSION, msg)
+        if jsonrpc.kind(msg) != jsonrpc.REQUEST:
+            r.action = MODERN_ACCEPT  # this era defines none a client sends over HTTP: accepted, ignored
+            return msg
+        r.meta = modern.check(headers, msg, header_paths)
+        r.action = SUBSCRIBE if msg.method == spec.LISTEN else MODERN
+        return msg
     if msg.method == spec.INITIALIZE and msg.id is not UNSET:
         if spec.HEADER_SESSION_ID in headers:
             raise http.initialize_with_session(msg)

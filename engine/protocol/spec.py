@@ -19,16 +19,33 @@ LATEST_VERSION = SESSION_VERSIONS[0]
 #: tell means the client speaks 2025-03-26.
 HEADERLESS_VERSION = "2025-03-26"
 
-#: The stateless era. Until it is served, a session-less request naming it gets
-#: ``UNSUPPORTED_PROTOCOL_VERSION`` with the versions we do speak.
-STATELESS_VERSION = "2026-07-28"
+#: The stateless era (2026-07-28): no handshake, everything a request needs in its ``_meta``.
+MODERN_VERSIONS: tuple[str, ...] = ("2026-07-28",)
+MODERN_VERSION = MODERN_VERSIONS[0]
+#: Every version this server speaks, newest first: ``server/discover``'s
+#: ``supportedVersions`` and the ``data.supported`` of -32022, in both eras.
+SUPPORTED_VERSIONS: tuple[str, ...] = MODERN_VERSIONS + SESSION_VERSIONS
 
 #: Versions whose clients understand priming events (id + empty data) and polling;
 #: older clients may try to parse the empty ``data`` as JSON, so they never get one.
 PRIMING_VERSIONS = frozenset({"2025-11-25"})
 
-#: ``_meta`` key of the stateless era that names a request's protocol version.
+#: ``_meta`` keys of the stateless era (basic/index: Request and Result Metadata).
 META_PROTOCOL_VERSION = "io.modelcontextprotocol/protocolVersion"
+META_CLIENT_CAPABILITIES = "io.modelcontextprotocol/clientCapabilities"
+META_CLIENT_INFO = "io.modelcontextprotocol/clientInfo"
+META_LOG_LEVEL = "io.modelcontextprotocol/logLevel"
+META_SERVER_INFO = "io.modelcontextprotocol/serverInfo"
+META_SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
+
+#: ``resultType`` values (basic/index: Result Types; basic/patterns/mrtr).
+RESULT_COMPLETE = "complete"
+RESULT_INPUT_REQUIRED = "input_required"
+#: Methods whose results may be ``input_required`` (mrtr: Where It Applies).
+MRTR_METHODS = frozenset({"tools/call", "prompts/get", "resources/read"})
+#: Methods whose complete results carry ``ttlMs`` and ``cacheScope`` (server/utilities/caching).
+CACHEABLE_METHODS = frozenset({"server/discover", "tools/list", "prompts/list", "resources/list",
+                               "resources/templates/list", "resources/read"})
 
 # -- JSON-RPC error codes -------------------------------------------------------------
 
@@ -41,8 +58,14 @@ INTERNAL_ERROR = -32603
 SESSION_NOT_FOUND = -32001
 #: Resources: "Resource not found" (server/resources).
 RESOURCE_NOT_FOUND = -32002
-#: 2026-07-28 basic/versioning: UnsupportedProtocolVersionError.
+#: 2026-07-28 basic/index, Error Codes.
+HEADER_MISMATCH = -32020
+MISSING_CLIENT_CAPABILITY = -32021
 UNSUPPORTED_PROTOCOL_VERSION = -32022
+#: 2026-07-28 streamable-http: the HTTP status of a JSON-RPC error answered as JSON before
+#: (or instead of) a stream: the request errors are 400, an unknown method 404.
+MODERN_ERROR_STATUS = {PARSE_ERROR: 400, INVALID_REQUEST: 400, INVALID_PARAMS: 400, HEADER_MISMATCH: 400,
+                       MISSING_CLIENT_CAPABILITY: 400, UNSUPPORTED_PROTOCOL_VERSION: 400, METHOD_NOT_FOUND: 404}
 #: A server-to-client request that got no answer in time (SDK convention).
 REQUEST_TIMEOUT = -32001
 #: The error a JSON reply carries for a request the client cancelled (a JSON reply must
@@ -59,6 +82,10 @@ STORE_UNAVAILABLE = -32802
 HEADER_SESSION_ID = "mcp-session-id"
 HEADER_PROTOCOL_VERSION = "mcp-protocol-version"
 HEADER_LAST_EVENT_ID = "last-event-id"
+#: 2026-07-28 streamable-http, Request Metadata: body fields mirrored into headers.
+HEADER_METHOD = "mcp-method"
+HEADER_NAME = "mcp-name"
+HEADER_PARAM_PREFIX = "mcp-param-"
 
 #: The 2024-11-05 HTTP+SSE transport: GET on the SSE path opens a session's stream, whose
 #: first event (``endpoint``) names the path to POST messages to, with this query parameter.
@@ -100,6 +127,9 @@ MAX_JSON_DEPTH = 100
 # -- Methods ---------------------------------------------------------------------------
 
 INITIALIZE = "initialize"
+DISCOVER = "server/discover"
+LISTEN = "subscriptions/listen"
+ACKNOWLEDGED = "notifications/subscriptions/acknowledged"
 INITIALIZED = "notifications/initialized"
 CANCELLED = "notifications/cancelled"
 PROGRESS = "notifications/progress"

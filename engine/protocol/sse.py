@@ -27,3 +27,8 @@ def endpoint(url: str) -> bytes:
 
 
 KEEPALIVE = b": keep-alive\n\n"
+
+
+def data(payload: bytes) -> bytes:
+    """An event with no id: 2026-07-28 streams are not resumable, so they carry none."""
+    return b"data: " + payload + b"\n\n"
