@@ -60,6 +60,25 @@ def check_echo(url: str, sid: str | None, expect_sse: bool) -> None:
         raise CheckFailed(f"{url}: tools/call result {last}")
 
 
+MODERN_HEADERS = {"content-type": "application/json", "accept": ACCEPT, "mcp-protocol-version": "2026-07-28",
+                  "mcp-method": "tools/call", "mcp-name": "echo"}
+MODERN_META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+               "io.modelcontextprotocol/clientCapabilities": {}}
+
+
+def check_modern_echo(url: str) -> None:
+    """The check pass of a 2026-07-28 server: one echo call, answered as one JSON body."""
+    with httpx.Client(timeout=10) as c:
+        r = c.post(url, headers=MODERN_HEADERS, json={"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "echo", "arguments": {"text": "hello"}, "_meta": MODERN_META}})
+    if r.status_code != 200 or not r.headers.get("content-type", "").startswith("application/json"):
+        raise CheckFailed(f"{url}: 2026-07-28 tools/call answered {r.status_code} {r.headers.get('content-type')}")
+    last = r.json()
+    if last.get("id") != 1 or last["result"]["content"][0]["text"] != "hello" or \
+            last["result"].get("resultType") != "complete":
+        raise CheckFailed(f"{url}: 2026-07-28 tools/call result {last}")
+
+
 def replay(url: str, n: int) -> dict:
     """Start burst(n), drop the connection after the first event id, let the call finish,
     then time a GET with Last-Event-ID and check it delivers exactly what was missed."""

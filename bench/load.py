@@ -40,6 +40,24 @@ function request()
 end
 """
 
+# A 2026-07-28 tools/call: no session; the version, method and name mirrored into headers
+# and the request's facts in _meta.
+MODERN_CALL = HEADERS + """
+counter = 0
+function request()
+  counter = counter + 1
+  local id = (tid or 1) * 100000000 + counter
+  local h = base_headers(nil)
+  h["MCP-Protocol-Version"] = "2026-07-28"
+  h["Mcp-Method"] = "tools/call"
+  h["Mcp-Name"] = "echo"
+  return wrk.format("POST", nil, h, string.format(
+    '{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"},' ..
+    '"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",' ..
+    '"io.modelcontextprotocol/clientCapabilities":{}}}}', id))
+end
+"""
+
 # One connection per thread (-t N -c N): each thread alternates initialize and
 # notifications/initialized, reading the session id from the initialize response.
 HANDSHAKE = HEADERS + """

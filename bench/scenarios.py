@@ -167,6 +167,28 @@ def concurrency(plan: Plan) -> None:
                      f"peak RSS {result['peak_rss'] / 2**20:.0f} MiB")
 
 
+def _modern_throughput(plan: Plan, label: str, start: Callable[[], servers.Server]) -> None:
+    with start() as server:
+        try:
+            clients.check_modern_echo(server.url)
+        except clients.CheckFailed as exc:
+            plan.add("h", label, "requests/s", None, "", f"check failed: {exc}")
+            return
+        load.run(server.url, load.MODERN_CALL, plan.warmup, plan.connections)
+        result = load.run(server.url, load.MODERN_CALL, plan.seconds, plan.connections)
+        note = f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms"
+        if result["errors"]:
+            note += f", {result['errors']} errors"
+        plan.add("h", label, "requests/s", result["rps"], "req/s", note)
+
+
+def modern_tools_call(plan: Plan) -> None:
+    say("(h) tools/call echo in MCP 2026-07-28 (stateless, JSON reply), 16 connections")
+    _modern_throughput(plan, "mcp-actors", lambda: servers.engine())
+    _modern_throughput(plan, "raw ASGI floor", lambda: servers.floor("modern"))
+    _modern_throughput(plan, "python SDK 2.3.0", lambda: servers.python_sdk("--json"))
+
+
 def hostile_clients(plan: Plan) -> None:
     clients_n, seconds, slow = (20, 5.0, 200) if plan.quick else (100, 30.0, 1000)
     say(f"(g) hostile clients: {clients_n} that never read for {seconds:g} s; 1 MB heads and {slow:,} "
@@ -185,7 +207,7 @@ def hostile_clients(plan: Plan) -> None:
 
 
 SCENARIOS = {"a": tools_call_sse, "b": tools_call_json, "c": handshakes, "d": memory, "e": replay, "f": concurrency,
-             "g": hostile_clients}
+             "g": hostile_clients, "h": modern_tools_call}
 
 
 def targets(plan: Plan) -> list[dict]:
@@ -201,11 +223,13 @@ def targets(plan: Plan) -> list[dict]:
     def judge(name: str, value: float | None, ok: bool | None, shown: str) -> None:
         out.append({"target": name, "value": value, "met": ok, "shown": shown})
 
-    a, b = ratio("a"), ratio("b")
+    a, b, h = ratio("a"), ratio("b"), ratio("h")
     if a is not None:
         judge("(a) SSE tools/call >= 50% of the raw ASGI floor", a, a >= 0.5, f"{a:.0%}")
     if b is not None:
         judge("(b) JSON tools/call >= 60% of the raw ASGI floor", b, b >= 0.6, f"{b:.0%}")
+    if h is not None:
+        judge("(h) 2026-07-28 tools/call (JSON) >= 60% of the raw ASGI floor", h, h >= 0.6, f"{h:.0%}")
     c = plan.value("c", "mcp-actors (sqlite)", "handshakes/s")
     if c is not None:
         judge("(c) >= 5,000 durable handshakes/s", c, c >= 5000, f"{c:,.0f}/s")

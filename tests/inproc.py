@@ -51,7 +51,7 @@ class Harness:
         if lifetimes is not None:
             settings.lifetimes = lifetimes
         self.runtime = LocalRuntime(app, settings.http, backend or MemoryBackend(), settings.lifetimes)
-        self.front = Front(settings)
+        self.front = Front(settings, app, b"test-state-key")
 
     async def request(self, method: str, headers: dict, body: Any = b"", path: str = "/mcp") -> Response:
         return await self.front.handle(method, path, "", {**BASE, **headers}, body_of(body), self.runtime)

@@ -228,6 +228,12 @@ EVERYTHING_TOOLS = sorted([
     "test_elicitation_sep1034_defaults", "test_elicitation_sep1330_enums", "test_embedded_resource",
     "test_error_handling", "test_image_content", "test_multiple_content_types", "test_reconnection",
     "test_sampling", "test_simple_text", "test_tool_with_logging", "test_tool_with_progress",
+    # the 2026-07-28 fixtures (listed to session-era clients too)
+    "test_missing_capability", "test_streaming_elicitation", "test_logging_tool", "test_trigger_tool_change",
+    "test_trigger_prompt_change", "test_input_required_result_elicitation", "test_input_required_result_sampling",
+    "test_input_required_result_list_roots", "test_input_required_result_request_state",
+    "test_input_required_result_multiple_inputs", "test_input_required_result_multi_round",
+    "test_input_required_result_tampered_state", "test_input_required_result_capabilities", "test_header_param",
 ])
 
 
@@ -284,3 +290,26 @@ def test_typescript_sdk_sse_client_everything(node, start_server):
         {"method": "sampling/createMessage", "id": 0},
         {"id": 4},                                              # test_sampling
     ]
+
+
+# -- the TypeScript client 2.x in the stateless era (2026-07-28) -----------------------------------
+
+MODERN_DRIVER = Path(__file__).resolve().parent / "peers" / "ts_client_modern.mjs"
+
+
+@pytest.mark.parametrize("mode", ["pinned", "auto"])
+def test_typescript_client_2x_in_2026_mode(node, everything_server, mode):
+    args = ["--auto"] if mode == "auto" else []
+    proc = subprocess.run([node, str(MODERN_DRIVER), everything_server.url, *args], capture_output=True, text=True,
+                          timeout=DRIVER_TIMEOUT, cwd=MODERN_DRIVER.parent)
+    assert proc.returncode == 0, f"{proc.stderr}\nserver:\n{everything_server.output()[-3000:]}"
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["protocolVersion"] == "2026-07-28"
+    assert seen["firstTool"] == "test_simple_text" and seen["toolCount"] >= 20
+    assert seen["simple"] == "This is a simple text response for testing."
+    assert seen["greeted"] == "Hello, Bea!"  # an input-required round trip, answered by its handler
+    assert seen["sampled"] == "The model says: Paris"
+    assert seen["region"] == "Region: Zürich"  # Mcp-Param-Region in the base64 form
+    assert seen["prompt"] == "Use this context: "  # the prompt's elicitation, answered (no 'context' given)
+    assert seen["asked"] == ["What is your name?", "What is the capital of France?",
+                             "What context should the prompt use?"]

@@ -344,3 +344,47 @@ def test_the_same_limits_apply_at_the_edge(worker_demo):
         r = c.post(url, headers=headers(sid), json={"jsonrpc": "2.0", "id": 3, "method": "tools/list"})
         tools = [t["name"] for e in events(r.text.splitlines()) if e.message for t in e.message["result"]["tools"]]
         assert "echo" in tools and "slow_sum" not in tools  # no threads in Pyodide: not offered
+
+
+# -- the stateless era at the edge ---------------------------------------------------------------
+
+
+def test_2026_requests_are_served_without_a_durable_object(worker_everything):
+    """A 2026-07-28 request needs no durable state: the Worker answers it itself (only the
+    listen hub, and the signing key's object, live in Durable Objects)."""
+    from test_modern import ALICE, ask_name, call
+
+    url = worker_everything.url
+    with httpx.Client(timeout=30) as c:
+        call(c, url, 1, "tools/list")  # warm: the key's object exists from here on
+        before = _session_objects(worker_everything.state_dir)
+        _, msg, _ = call(c, url, 2, "tools/call", {"name": "test_simple_text", "arguments": {}})
+        assert msg["result"]["content"][0]["text"] == "This is a simple text response for testing."
+        first = ask_name(c, url, 3)["result"]
+        done = ask_name(c, url, 4, ALICE, first["requestState"])["result"]
+        assert done["content"][0]["text"] == "Hello, Alice!"
+        assert _session_objects(worker_everything.state_dir) == before
+
+
+def test_python_sdk_2026_client_under_workerd(worker_everything):
+    import anyio
+    import mcp.types as types
+    from mcp import Client
+
+    async def on_elicit(context, params):
+        return types.ElicitResult(action="accept", content={"name": "Edge"})
+
+    async def body():
+        with anyio.fail_after(60):
+            async with Client(worker_everything.url, elicitation_callback=on_elicit) as client:
+                assert client.protocol_version == "2026-07-28"
+                result = await client.call_tool("test_input_required_result_elicitation", {})
+                assert result.content[0].text == "Hello, Edge!"
+                async with client.listen(tools_list_changed=True) as subscription:
+                    await client.call_tool("test_trigger_tool_change", {})
+                    async for event in subscription:
+                        assert type(event).__name__ == "ToolsListChanged"
+                        return "heard"
+        return "not heard"
+
+    assert anyio.run(body) == "heard"
