@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 from .app.application import App
@@ -23,17 +24,40 @@ def add(a: float, b: float) -> float:
     return a + b
 
 
-@app.tool()
+@app.tool(task="optional")
 async def long_task(ctx: Context, steps: int = 10, interval_s: float = 1.0) -> str:
     """Work for steps x interval_s seconds, reporting progress once per step.
 
-    Its stream survives a dropped connection: resume with GET and Last-Event-ID.
+    Its stream survives a dropped connection: resume with GET and Last-Event-ID. A client
+    that takes tasks may run it as one: its result then outlives the connection.
     """
     started = time.monotonic()
     for step in range(1, steps + 1):
         await asyncio.sleep(interval_s)
         await ctx.progress(step, steps, f"step {step}/{steps}")
     return f"long_task finished {steps} steps in {time.monotonic() - started:.2f} s"
+
+
+@app.tool(task="optional", rerun=True)
+async def count_primes(ctx: Context, below: int = 100_000, pause_s: float = 0.0) -> str:
+    """Count the primes below a number, ten thousand at a time, with progress.
+
+    Pure, so safe to run again from the start (rerun=True): as a task, a server restart
+    in the middle does not lose it.
+    """
+    below = max(2, min(below, 10_000_000))
+    sieve = bytearray([1]) * below
+    sieve[:2] = b"\0\0"
+    chunk = 10_000
+    for start in range(0, below, chunk):
+        end = min(start + chunk, below)
+        for n in range(2, math.isqrt(end - 1) + 1):
+            if sieve[n]:
+                first = max(n * n, (start + n - 1) // n * n)
+                sieve[first:end:n] = bytes(len(range(first, end, n)))
+        await ctx.progress(end, below)
+        await asyncio.sleep(pause_s)
+    return f"{sum(sieve)} primes below {below}"
 
 
 @app.tool(thread=True)

@@ -8,9 +8,10 @@ Names and texts follow shared/conformance/server-scenario-requirements-0.1.16.md
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated, Optional
 
-from engine import App, Audio, Context, Image, PromptMessage, Resource, header
+from engine import App, Audio, Context, Image, PromptMessage, ProtocolError, Resource, header
 from engine.app.media import png_pixel, wav_silence
 
 app = App("mcp-actors-everything", "0.1.0")
@@ -301,6 +302,67 @@ def test_header_param(region: Annotated[str, header("Region")]) -> str:
     return f"Region: {region}"
 
 
+# -- tasks (both wires: 2025-11-25 params.task, the 2026-07-28 tasks extension) -------------------
+
+
+@app.tool()
+def greet(name: str) -> str:
+    """Greets someone, at once (never a task)."""
+    return f"Hello, {name}!"
+
+
+@app.tool(task="optional")
+async def slow_compute(ctx: Context, seconds: int = 3, label: str = "") -> str:
+    """Computes for a few seconds; a task when the client takes tasks."""
+    for step in range(seconds * 10):
+        await asyncio.sleep(0.1)
+        if step % 10 == 9:
+            await ctx.progress((step + 1) / 10, seconds, f"{(step + 1) // 10} of {seconds} s")
+    return f'Computation "{label}" completed after {seconds} seconds. Result: 42.'
+
+
+@app.tool(task="required")
+async def failing_job() -> str:
+    """Runs only as a task, and ends with a tool error (isError)."""
+    await asyncio.sleep(1)
+    raise RuntimeError("The job failed: the input was rejected")
+
+
+@app.tool(task="required")
+async def protocol_error_job() -> str:
+    """Runs only as a task, and ends with a JSON-RPC error."""
+    await asyncio.sleep(0.5)
+    raise ProtocolError(-32603, "The job hit an internal error")
+
+
+@app.tool(task="required")
+async def confirm_delete(ctx: Context, filename: str = "important.txt") -> str:
+    """Runs as a task that asks for a confirmation before it 'deletes' a file."""
+    answer = await ctx.elicit(f"Delete '{filename}'?", {
+        "type": "object", "properties": {"confirm": {"type": "boolean"}}, "required": ["confirm"]}, key="confirm")
+    confirmed = answer.action == "accept" and (answer.content or {}).get("confirm")
+    return f"deleted '{filename}'" if confirmed else f"kept '{filename}'"
+
+
+@app.tool(task="required")
+async def multi_input(ctx: Context) -> str:
+    """Runs as a task that asks two questions at once."""
+    name, confirm = await asyncio.gather(
+        ctx.elicit("Enter your name:", NAME_SCHEMA, key="name"),
+        ctx.elicit("Confirm action?", {"type": "object", "properties": {"confirm": {"type": "boolean"}},
+                                       "required": ["confirm"]}, key="confirm"))
+    return f'name="{(name.content or {}).get("name")}" confirmed={(confirm.content or {}).get("confirm")}'
+
+
+@app.tool(task="required", input_first=True)
+async def test_tool_with_task(ctx: Context) -> str:
+    """Asks for a name first (an input-required round trip), then greets as a task."""
+    answer = await ctx.elicit("What is your name?", NAME_SCHEMA, key="user_name")
+    await ctx.run_as_task()
+    await asyncio.sleep(0.2)
+    return f"Hello, {(answer.content or {}).get('name', 'stranger')}!"
+
+
 # -- resources --------------------------------------------------------------------------
 
 
@@ -364,6 +426,11 @@ async def test_input_required_result_prompt(ctx: Context) -> str:
                               {"type": "object", "properties": {"context": {"type": "string"}}, "required": ["context"]},
                               key="user_context")
     return f"Use this context: {(answer.content or {}).get('context', '')}"
+
+
+# -- skills (the Skills extension) -------------------------------------------------------------
+
+app.skill(str(Path(__file__).parent / "skills" / "pdf-processing"))
 
 
 # -- completions ----------------------------------------------------------------------------

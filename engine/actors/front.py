@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Awaitable, Callable, Mapping, Protocol
 
+from ..app.context import CapabilityError
 from ..protocol import http, modern, router, spec
 from ..protocol.http import HttpError
 from ..protocol.jsonrpc import Message, ProtocolError
@@ -30,6 +31,7 @@ from ..protocol.storage import StoreUnavailable
 from . import stateless
 from .connection import Connection, Reply
 from .session_actor import SessionActor
+from .session_tasks import TaskDirectory
 from .settings import Settings
 
 log = logging.getLogger("engine")
@@ -82,6 +84,11 @@ class ActorHost(Protocol):
 
     def listen(self, msg: Message) -> Reply:
         """A 2026-07-28 ``subscriptions/listen`` stream, from the host's listen hub."""
+        ...
+
+    @property
+    def tasks(self) -> TaskDirectory | None:
+        """Where tasks live (None: this host serves none)."""
         ...
 
 
@@ -147,7 +154,7 @@ class Front:
         (the actor is replaced by one woken from storage), anything else 500; the error is
         always a JSON-RPC body, and other sessions never notice."""
         if r.action in _MODERN:
-            return await self.serve_modern(r, msg, host)  # type: ignore[arg-type]
+            return await self.serve_modern(r, msg, host, host.tasks)  # type: ignore[arg-type]
         actor: SessionActor | None = None
         try:
             create = r.action in router.CREATES
@@ -173,8 +180,10 @@ class Front:
                 host.forget(actor)
         return self.response(reply, r.headers)
 
-    async def serve_modern(self, r: Route, msg: Message, host: ActorHost | None) -> Response:
-        """A 2026-07-28 request: served here, statelessly (a listen stream by ``host``'s hub)."""
+    async def serve_modern(self, r: Route, msg: Message, host: ActorHost | None,
+                           tasks: TaskDirectory | None = None) -> Response:
+        """A 2026-07-28 request: served here, statelessly (a listen stream by ``host``'s hub;
+        tasks it starts or asks about, through ``tasks``)."""
         try:
             if r.action == router.MODERN_ACCEPT:
                 reply = _ACCEPTED
@@ -182,9 +191,13 @@ class Front:
                 reply = host.listen(msg)  # type: ignore[union-attr]
             else:
                 reply = await stateless.serve(self.app, msg, r.meta, self.state_key,  # type: ignore[arg-type]
-                                              self.settings.lifetimes.max_buffer)
+                                              self.settings.lifetimes.max_buffer, tasks)
         except HttpError as exc:
             return self.error(exc, r, None)
+        except CapabilityError as exc:
+            return self.error(modern.missing_capability(exc.capabilities, exc.message, msg), r, None)
+        except StoreUnavailable:  # a task could not be stored: nothing was started
+            return self.error(http.store_unavailable(msg), r, None)
         except ProtocolError as exc:
             return self.error(modern.error(exc.code, exc.message, msg, exc.data), r, None)
         except Exception:

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..protocol import jsonrpc, spec, sse
+from ..app.context import CapabilityError
+from ..protocol import jsonrpc, spec, sse, tasks
 from ..protocol.jsonrpc import Message, ProtocolError
 from .connection import Connection, Reply
 
@@ -29,14 +30,16 @@ _BY_METHOD = {method: field for field, method in KINDS.items()}
 
 
 class Listener:
-    __slots__ = ("sub_id", "tag", "fields", "uris", "conn")
+    __slots__ = ("sub_id", "tag", "fields", "uris", "task_ids", "conn")
 
-    def __init__(self, sub_id: Any, fields: tuple[str, ...], uris: tuple[str, ...], conn: Connection):
+    def __init__(self, sub_id: Any, fields: tuple[str, ...], uris: tuple[str, ...], conn: Connection,
+                 task_ids: tuple[str, ...] = ()):
         self.sub_id = sub_id
-        #: The ``_meta`` every notification of this stream carries, encoded once.
+        #: The ``_meta`` every notification of this stream carries.
         self.tag = {spec.META_SUBSCRIPTION_ID: sub_id}
         self.fields = fields
         self.uris = uris
+        self.task_ids = task_ids
         self.conn = conn
 
 
@@ -44,9 +47,19 @@ async def _no_flush() -> None:
     return None
 
 
-def parse_filter(params: dict, max_uris: int) -> tuple[dict, tuple[str, ...], tuple[str, ...]]:
+def _ids(value: Any, field: str, limit: int, max_chars: int) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(u, str) and len(u) <= max_chars for u in value):
+        raise ProtocolError(spec.INVALID_PARAMS, f"Invalid params: notifications.{field} must be a list of strings "
+                                                 f"of at most {max_chars} characters")
+    if len(value) > limit:
+        raise ProtocolError(spec.INVALID_PARAMS, f"Invalid params: at most {limit} {field} per listen request")
+    return list(dict.fromkeys(value))
+
+
+def parse_filter(params: dict, max_uris: int) -> tuple[dict, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     """The filter a listen request asks for: (the honoured filter to acknowledge, the list
-    kinds, the resource URIs). Raises ProtocolError (-32602) for a malformed one."""
+    kinds, the resource URIs, the task ids). Raises ProtocolError (-32602) for a malformed
+    one, and CapabilityError (-32021) for task ids without the tasks extension."""
     wanted = params.get("notifications")
     if not isinstance(wanted, dict):
         raise ProtocolError(spec.INVALID_PARAMS, "Invalid params: subscriptions/listen needs 'notifications', "
@@ -64,21 +77,21 @@ def parse_filter(params: dict, max_uris: int) -> tuple[dict, tuple[str, ...], tu
             fields.append(field)
     uris = wanted.get("resourceSubscriptions")
     if uris is not None:
-        if not isinstance(uris, list) or not all(isinstance(u, str) and len(u) <= spec.MAX_URI_CHARS for u in uris):
-            raise ProtocolError(spec.INVALID_PARAMS, "Invalid params: notifications.resourceSubscriptions must be "
-                                                     f"a list of URIs of at most {spec.MAX_URI_CHARS} characters")
-        if len(uris) > max_uris:
-            raise ProtocolError(spec.INVALID_PARAMS, f"Invalid params: at most {max_uris} resourceSubscriptions "
-                                                     "per listen request")
-        uris = list(dict.fromkeys(uris))
-        honoured["resourceSubscriptions"] = uris
-    return honoured, tuple(fields), tuple(uris or ())
+        uris = honoured["resourceSubscriptions"] = _ids(uris, "resourceSubscriptions", max_uris, spec.MAX_URI_CHARS)
+    task_ids = wanted.get("taskIds")
+    if task_ids is not None:
+        meta = params.get("_meta") if isinstance(params.get("_meta"), dict) else {}
+        if not tasks.declares_extension(meta.get(spec.META_CLIENT_CAPABILITIES)):
+            raise CapabilityError(spec.INVALID_REQUEST, "follow tasks (declare the tasks extension)",
+                                  tasks.REQUIRED_CAPABILITY)
+        task_ids = honoured["taskIds"] = _ids(task_ids, "taskIds", max_uris, spec.MAX_ID_CHARS)
+    return honoured, tuple(fields), tuple(uris or ()), tuple(task_ids or ())
 
 
 class ListenHub:
     """Every open listen stream of one server (or one hub Durable Object)."""
 
-    __slots__ = ("max_buffer", "max_uris", "listeners", "by_field", "by_uri")
+    __slots__ = ("max_buffer", "max_uris", "listeners", "by_field", "by_uri", "by_task")
 
     def __init__(self, max_buffer: int, max_uris: int):
         self.max_buffer = max_buffer
@@ -86,19 +99,22 @@ class ListenHub:
         self.listeners: set[Listener] = set()
         self.by_field: dict[str, set[Listener]] = {field: set() for field in KINDS}
         self.by_uri: dict[str, set[Listener]] = {}
+        self.by_task: dict[str, set[Listener]] = {}
 
     def listen(self, msg: Message) -> Reply:
         """Open a stream for a checked ``subscriptions/listen`` request: its first event is
         the acknowledgement; the stream then waits for announcements."""
         params = msg.params if isinstance(msg.params, dict) else {}
-        honoured, fields, uris = parse_filter(params, self.max_uris)
-        listener = Listener(msg.id, fields, uris, None)  # type: ignore[arg-type]
+        honoured, fields, uris, task_ids = parse_filter(params, self.max_uris)
+        listener = Listener(msg.id, fields, uris, None, task_ids)  # type: ignore[arg-type]
         conn = listener.conn = Connection(0, _no_flush, lambda _: self._gone(listener), self.max_buffer)
         self.listeners.add(listener)
         for field in fields:
             self.by_field[field].add(listener)
         for uri in uris:
             self.by_uri.setdefault(uri, set()).add(listener)
+        for task_id in task_ids:
+            self.by_task.setdefault(task_id, set()).add(listener)
         ack = jsonrpc.notification(spec.ACKNOWLEDGED, {"_meta": listener.tag, "notifications": honoured})
         return Reply(200, spec.CONTENT_SSE, sse.data(ack), conn)
 
@@ -109,12 +125,13 @@ class ListenHub:
         self.listeners.discard(listener)
         for field in listener.fields:
             self.by_field[field].discard(listener)
-        for uri in listener.uris:
-            subscribers = self.by_uri.get(uri)
-            if subscribers is not None:
-                subscribers.discard(listener)
-                if not subscribers:
-                    del self.by_uri[uri]
+        for index, keys in ((self.by_uri, listener.uris), (self.by_task, listener.task_ids)):
+            for key in keys:
+                subscribers = index.get(key)
+                if subscribers is not None:
+                    subscribers.discard(listener)
+                    if not subscribers:
+                        del index[key]
 
     def announce(self, method: str, params: dict | None, uri: str | None) -> int:
         """Send an app announcement to the streams that asked for it; returns how many."""
@@ -127,6 +144,16 @@ class ListenHub:
         for listener in list(targets):
             body = {**(params or {}), "_meta": listener.tag}
             listener.conn.push(sse.data(jsonrpc.notification(method, body)))
+            sent += 1
+        return sent
+
+    def announce_task(self, task_id: str, detailed: dict) -> int:
+        """A task's new state (``notifications/tasks``: what tasks/get would answer) to the
+        streams following it."""
+        sent = 0
+        for listener in list(self.by_task.get(task_id, ())):
+            body = {**detailed, "_meta": listener.tag}
+            listener.conn.push(sse.data(jsonrpc.notification(tasks.STATUS_NOTIFICATION_2026, body)))
             sent += 1
         return sent
 

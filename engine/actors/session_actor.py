@@ -58,6 +58,8 @@ from ..protocol.jsonrpc import Message, ProtocolError, RequestId
 from ..protocol.router import Route
 from ..protocol.session import Session
 from ..protocol.storage import Storage, StoreUnavailable
+from ..protocol.tasks import STATUS_NOTIFICATION_2025
+from . import session_tasks
 from .connection import ACCEPTED, Connection, Reply
 
 log = logging.getLogger("engine")
@@ -67,6 +69,10 @@ def _error_payload(rid: RequestId, exc: Exception, method: str) -> bytes:
     """A handler's exception as its JSON-RPC error response."""
     if isinstance(exc, ProtocolError):
         return jsonrpc.error(rid, exc.code, exc.message, exc.data)
+    if isinstance(exc, StoreUnavailable):  # (e.g. a task's record could not be stored)
+        log.error("%s: %s", method, exc)
+        return jsonrpc.error(rid, spec.STORE_UNAVAILABLE, "The server could not store this request (it was not "
+                                                          "applied); retry shortly")
     log.exception("handler for %s failed", method, exc_info=exc)
     return jsonrpc.error(rid, spec.INTERNAL_ERROR, f"Internal error: {exc}")
 
@@ -121,12 +127,16 @@ class SessionActor:
 
     # Slots: an idle live session should cost little memory (bench target: 2 KB).
     __slots__ = ("app", "storage", "config", "lifetimes", "session", "log", "connections", "tasks",
-                 "waiters", "closed", "ended", "last_active", "alarm_at")
+                 "waiters", "closed", "ended", "last_active", "alarm_at", "directory", "task_streams")
 
     def __init__(self, session_id: str, app: Any, storage: Storage, config: HttpConfig,
-                 lifetimes: Lifetimes | None = None, fresh: bool = False):
-        """``fresh``: a session being created (nothing to read back from storage)."""
+                 lifetimes: Lifetimes | None = None, fresh: bool = False, directory: Any = None):
+        """``fresh``: a session being created (nothing to read back from storage);
+        ``directory``: where its 2025-11-25 tasks live (a TaskDirectory; None: no tasks)."""
         self.app = app
+        self.directory = directory
+        #: Streams of tasks/result requests waiting, by task: where a task's questions go.
+        self.task_streams: dict[str, Stream] = {}
         self.storage = storage
         self.config = config
         self.lifetimes = lifetimes or Lifetimes()
@@ -510,6 +520,24 @@ class SessionActor:
     def progress(self, stream: Stream, params: dict) -> None:
         self.emit(stream, jsonrpc.notification(spec.PROGRESS, params))
 
+    def start_task(self) -> None:
+        return None  # a 2025-11-25 task starts when it is asked for (params.task)
+
+    # -- what this session's 2025-11-25 tasks ask of it (session_tasks.SessionChannel) ---------
+
+    def task_notify(self, task_id: str, payload: bytes) -> None:
+        """A task's notification: on its waiting tasks/result stream, else the GET stream."""
+        self.emit(self.task_streams.get(task_id) or self.log.streams[GET_STREAM], payload)
+
+    def task_status(self, task: dict) -> None:
+        """A task of this session changed status: notifications/tasks/status on the GET stream."""
+        if self.session.ready:
+            self.emit(self.log.streams[GET_STREAM], jsonrpc.notification(STATUS_NOTIFICATION_2025, task))
+
+    async def task_request(self, task_id: str, method: str, params: dict | None, timeout: float) -> Any:
+        stream = self.task_streams.get(task_id) or self.log.streams[GET_STREAM]
+        return await self.request_client(stream, method, params, timeout)
+
     def close_stream(self, stream: Stream) -> None:
         if not self.session.primes or stream.finished or stream.id == GET_STREAM:
             return  # only a request's own stream may be closed for polling (not in JSON mode)
@@ -625,7 +653,7 @@ def _initialize(ctx: Context) -> dict:
     app = actor.app
     result: dict[str, Any] = {
         "protocolVersion": actor.session.initialize(ctx.params),
-        "capabilities": app.capabilities(),
+        "capabilities": app.capabilities(modern=False),
         "serverInfo": app.server_info(),
     }
     if app.instructions:
@@ -654,4 +682,5 @@ SESSION_METHODS: dict[str, Callable[[Context], Any]] = {
     "logging/setLevel": _set_level,
     "resources/subscribe": _subscribe,
     "resources/unsubscribe": _unsubscribe,
+    **session_tasks.TASK_METHODS,
 }

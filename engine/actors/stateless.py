@@ -29,9 +29,10 @@ from msgspec import UNSET
 
 from ..app.context import CapabilityError, Context
 from ..app.dispatch import METHODS
-from ..protocol import jsonrpc, modern, request_state, spec, sse
+from ..protocol import jsonrpc, modern, request_state, spec, sse, tasks
 from ..protocol.jsonrpc import Message, ProtocolError
 from ..protocol.modern import Meta
+from ..protocol.tasks import TaskRecord
 from .connection import Connection, Reply
 
 log = logging.getLogger("engine")
@@ -55,44 +56,49 @@ class _Question:
         return out
 
 
-def _answer_ok(method: str, answer: Any) -> bool:
-    """Whether an ``inputResponses`` entry has the shape its question's method asks for."""
-    if not isinstance(answer, dict):
-        return False
-    if method == "elicitation/create":
-        content = answer.get("content")
-        return answer.get("action") in ("accept", "decline", "cancel") and (content is None or isinstance(content, dict))
-    if method == "sampling/createMessage":
-        return isinstance(answer.get("role"), str) and "content" in answer and isinstance(answer.get("model"), str)
-    if method == "roots/list":
-        return isinstance(answer.get("roots"), list)
-    return True
-
-
 def _discover(ctx: Context) -> dict:
     app = ctx.app
     result: dict[str, Any] = {"supportedVersions": list(spec.SUPPORTED_VERSIONS),
-                              "capabilities": app.capabilities()}
+                              "capabilities": app.capabilities(modern=True)}
     if app.instructions:
         result["instructions"] = app.instructions
     return result
 
 
+#: The tasks extension's methods (tasks/result and tasks/list are gone in 2026-07-28).
+TASK_METHODS = frozenset({"tasks/get", "tasks/update", "tasks/cancel"})
+
+
+def _task_method(ctx: Context) -> Any:  # pragma: no cover - StatelessRequest._tasks answers these
+    raise ProtocolError(spec.METHOD_NOT_FOUND, "tasks are not served here")
+
+
 #: The stateless era's methods: the app's, less those it removed, plus discovery.
 MODERN_METHODS: dict[str, Callable[[Context], Any]] = {
-    **{m: h for m, h in METHODS.items() if m not in modern.REMOVED}, spec.DISCOVER: _discover}
+    **{m: h for m, h in METHODS.items() if m not in modern.REMOVED}, spec.DISCOVER: _discover,
+    **{m: _task_method for m in TASK_METHODS}}
+
+
+class _StartTask(BaseException):
+    """``ctx.run_as_task()`` reached: the synchronous part of a task tool is over. A
+    BaseException, so a tool's own ``except Exception`` (and the tool-error wrapper) lets
+    it through."""
 
 
 class StatelessRequest:
     """The host of one 2026-07-28 request's handler (see the module doc)."""
 
     __slots__ = ("app", "msg", "meta", "key", "max_buffer", "conn", "answers", "asked", "asked_at", "counter",
-                 "signal", "server_info")
+                 "signal", "server_info", "directory", "pre_task")
 
     modern = True
     session_id = None
+    task_id = None
 
-    def __init__(self, app: Any, msg: Message, meta: Meta, key: bytes, max_buffer: int):
+    def __init__(self, app: Any, msg: Message, meta: Meta, key: bytes, max_buffer: int, directory: Any = None):
+        self.directory = directory
+        #: A task tool running its synchronous part (``input_first``): run_as_task ends it.
+        self.pre_task: Any = None
         self.app = app
         self.msg = msg
         self.meta = meta
@@ -135,6 +141,10 @@ class StatelessRequest:
     def close_stream(self, stream: Any) -> None:
         return None  # nothing to resume in this era
 
+    def start_task(self) -> None:
+        if self.pre_task is not None:
+            raise _StartTask()
+
     async def request_client(self, stream: Any, method: str, params: dict | None, timeout: float,
                              key: str | None = None) -> Any:
         self.counter += 1
@@ -142,7 +152,7 @@ class StatelessRequest:
         question = _Question(method, params)
         self.asked_at[key] = question
         answer = self.answers.get(key)
-        if answer is not None and _answer_ok(method, answer):
+        if answer is not None and modern.answer_fits(method, answer):
             return answer
         self.asked[key] = question  # unanswered (or answered wrongly): asked in this round's result
         self._wake()
@@ -178,7 +188,7 @@ class StatelessRequest:
     def _input_required(self) -> bytes:
         """This round's end: the questions left, and the answers so far, sealed."""
         kept = {k: self.answers[k] for k, q in self.asked_at.items()
-                if k in self.answers and k not in self.asked and _answer_ok(q.method, self.answers[k])}
+                if k in self.answers and k not in self.asked and modern.answer_fits(q.method, self.answers[k])}
         result = {"resultType": spec.RESULT_INPUT_REQUIRED,
                   "inputRequests": {k: q.wire() for k, q in self.asked.items()},
                   "requestState": request_state.seal(self.key, kept, self._binding(), time.time())}
@@ -217,7 +227,13 @@ class StatelessRequest:
         try:
             if method in spec.MRTR_METHODS:
                 self._load_answers(params)
+            if method in TASK_METHODS or (method == "tools/call" and self.app.task_tools):
+                task_reply = await self._tasks(method, params)
+                if task_reply is not None:
+                    return task_reply
             result = handler(ctx)
+        except _StartTask:
+            return await self._create_task(self.pre_task, params)
         except Exception as exc:
             status, body = self._error(exc)
             return Reply(status, spec.CONTENT_JSON, body)
@@ -245,8 +261,61 @@ class StatelessRequest:
     async def _finish(self, awaitable: Any) -> tuple[int, bytes]:
         try:
             return 200, self._payload(await awaitable)
+        except _StartTask:
+            reply = await self._create_task(self.pre_task, self.msg.params)  # type: ignore[arg-type]
+            return reply.status, reply.body
         except Exception as exc:
             return self._error(exc)
+
+    # -- tasks (the io.modelcontextprotocol/tasks extension) --------------------------------------
+
+    async def _tasks(self, method: str, params: dict) -> Reply | None:
+        """Tasks' part of a request: a reply, or None to go on as a plain request."""
+        declared = tasks.declares_extension(self.meta.capabilities)
+        if method == "tools/call":
+            tool = self.app.tools.get(params.get("name"))
+            if tool is None or tool.task == tasks.FORBIDDEN:
+                return None  # a legacy params.task, if any, is ignored
+            if not declared:
+                if tool.task == tasks.REQUIRED:
+                    raise CapabilityError(spec.INVALID_REQUEST, f"run {tool.name} (it runs only as a task)",
+                                          tasks.REQUIRED_CAPABILITY)
+                return None
+            if tool.input_first:
+                self.pre_task = tool  # run its synchronous part; run_as_task() starts the task
+                return None
+            return await self._create_task(tool, params)
+        if not declared:
+            raise CapabilityError(spec.INVALID_REQUEST, f"use {method} (declare the tasks extension)",
+                                  tasks.REQUIRED_CAPABILITY)
+        if self.directory is None:
+            raise ProtocolError(spec.METHOD_NOT_FOUND, f"Method not found: {method!r} (no tasks here)")
+        task_id = tasks.task_id_param(params)
+        if method == "tasks/get":
+            record = await self.directory.find_task(task_id, "")
+        elif method == "tasks/update":
+            record = await self.directory.update_task(task_id, "", params.get("inputResponses"))
+        else:
+            record = await self.directory.cancel_task(task_id, "")
+        if record is None:
+            raise tasks.not_found(task_id)
+        if method == "tasks/get":
+            return Reply(200, spec.CONTENT_JSON, self._payload(tasks.task_2026(record, detailed=True)))
+        return Reply(200, spec.CONTENT_JSON, self._payload({}))  # update and cancel: an empty acknowledgement
+
+    async def _create_task(self, tool: Any, params: dict) -> Reply:
+        """Start ``tool`` as a durable task (with the answers its synchronous part got) and
+        announce it: after the task is stored, so a tasks/get right after finds it."""
+        if self.directory is None:
+            raise ProtocolError(spec.INTERNAL_ERROR, "Tasks are not available on this server")
+        used = {k: self.answers[k] for k, q in self.asked_at.items()
+                if k in self.answers and modern.answer_fits(q.method, self.answers[k])}
+        arguments = params.get("arguments")
+        record = TaskRecord(task_id=self.directory.new_task_id(), wire=tasks.WIRE_2026, tool=tool.name,
+                            arguments=arguments if isinstance(arguments, dict) else {}, answers=used,
+                            capabilities=self.meta.capabilities, rerun=tool.rerun)
+        record = await self.directory.create_task(record)
+        return Reply(200, spec.CONTENT_JSON, jsonrpc.response(self.msg.id, tasks.created(record)))  # type: ignore[arg-type]
 
     async def _quiesce(self, task: asyncio.Task) -> None:
         """Let questions asked at the same time join the first one."""
@@ -277,7 +346,8 @@ async def _no_flush() -> None:
     return None
 
 
-async def serve(app: Any, msg: Message, meta: Meta, key: bytes, max_buffer: int) -> Reply:
-    """Serve one admitted 2026-07-28 request (see :func:`engine.protocol.modern.check`)."""
-    return await StatelessRequest(app, msg, meta, key, max_buffer).run()
+async def serve(app: Any, msg: Message, meta: Meta, key: bytes, max_buffer: int, directory: Any = None) -> Reply:
+    """Serve one admitted 2026-07-28 request (see :func:`engine.protocol.modern.check`);
+    ``directory`` is where its tasks live (a TaskDirectory)."""
+    return await StatelessRequest(app, msg, meta, key, max_buffer, directory).run()
 

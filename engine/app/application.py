@@ -13,6 +13,7 @@ import sys
 from typing import Any, Callable
 
 from ..protocol import mcp_headers
+from ..protocol.tasks import EXTENSION as TASKS_EXTENSION
 from . import content, schema
 from .context import Context
 from .schema import Signature
@@ -22,6 +23,7 @@ from .schema import Signature
 #: Workers) has no threads: there such tools are left out of ``tools/list`` and a call gets
 #: an error saying why.
 THREADS = sys.platform != "emscripten"
+SKILLS_EXTENSION = "io.modelcontextprotocol/skills"
 
 
 def _doc(fn: Callable) -> str:
@@ -29,10 +31,14 @@ def _doc(fn: Callable) -> str:
 
 
 class Tool:
-    __slots__ = ("name", "fn", "signature", "listing", "structured", "is_async", "thread", "header_paths")
+    __slots__ = ("name", "fn", "signature", "listing", "structured", "is_async", "thread", "header_paths", "task",
+                 "input_first", "rerun")
 
     def __init__(self, name: str, fn: Callable, signature: Signature, listing: dict, structured: bool,
-                 thread: bool = False):
+                 thread: bool = False, task: str = "forbidden", input_first: bool = False, rerun: bool = False):
+        self.task = task
+        self.input_first = input_first
+        self.rerun = rerun
         self.name = name
         self.fn = fn
         self.signature = signature
@@ -81,6 +87,16 @@ def _template_regex(template: str) -> re.Pattern:
     return re.compile("".join(out) + r"\Z")
 
 
+def _serve_file(file: Any) -> Callable:
+    def read() -> Any:
+        if file.text is not None:
+            return content.Resource(file.uri, text=file.text, mime_type=file.mime_type)
+        return content.Resource(file.uri, blob=file.data, mime_type=file.mime_type)
+
+    read.__name__ = "skill_file"
+    return read
+
+
 class App:
     """An MCP server's content: ``@app.tool()``, ``@app.resource(uri)``, ``@app.prompt()``."""
 
@@ -102,6 +118,12 @@ class App:
         self.templates: dict[str, ResourceDef] = {}
         self.prompts: dict[str, PromptDef] = {}
         self.completers: dict[tuple[str, str], Callable] = {}
+        #: Published skills (the Skills extension), by their SKILL.md URI.
+        self.skills: dict[str, Any] = {}
+        #: Tools that may run as tasks.
+        self.task_tools: set[str] = set()
+        #: Skills' folders (``resources/directory/read``): URI -> direct children.
+        self.folders: dict[str, list[dict]] = {}
         self.startup: list[Callable] = []
         self._listeners: list[Callable[[str, dict | None, str | None], None]] = []
         self._cache: dict[str, dict] = {}
@@ -110,14 +132,25 @@ class App:
 
     def tool(self, name: str | None = None, *, description: str | None = None, title: str | None = None,
              annotations: dict | None = None, structured: bool | None = None,
-             input_schema: dict | None = None, meta: dict | None = None, thread: bool = False) -> Callable:
+             input_schema: dict | None = None, meta: dict | None = None, thread: bool = False,
+             task: str | bool = False, input_first: bool = False, rerun: bool = False) -> Callable:
         """Register a function as a tool; its type hints become the input schema.
 
         ``structured``: None (default) returns ``structuredContent`` when the return
         annotation is an object type (Struct, dataclass, TypedDict); True always does.
         ``input_schema`` overrides the advertised schema (validation still follows the hints).
         ``thread=True`` runs a sync function in a worker thread, for code that blocks.
+
+        ``task``: whether calls may run as durable tasks: ``"optional"`` (or True) when the
+        client takes tasks, ``"required"`` (a client that does not gets an error), False
+        (``"forbidden"``, the default). ``input_first``: questions the tool asks before
+        ``await ctx.run_as_task()`` are asked before the task exists (2026-07-28
+        input-required round trips). ``rerun``: the tool is safe to run again from the start
+        if the process died while it ran (otherwise such a task ends ``failed``).
         """
+        task_mode = {True: "optional", False: "forbidden"}.get(task, task)  # type: ignore[call-overload]
+        if task_mode not in ("forbidden", "optional", "required"):
+            raise TypeError(f"task={task!r}: use 'optional', 'required' or False")
 
         def register(fn: Callable) -> Callable:
             tool_name = name or fn.__name__
@@ -142,13 +175,21 @@ class App:
                 listing["_meta"] = meta
             if thread and inspect.iscoroutinefunction(fn):
                 raise TypeError(f"{tool_name}: thread=True is for sync functions; async ones already yield")
-            self.tools[tool_name] = Tool(tool_name, fn, sig, listing, is_structured, thread)
+            if task_mode != "forbidden" and not inspect.iscoroutinefunction(fn):
+                raise TypeError(f"{tool_name}: a task tool must be async")
+            self.tools[tool_name] = Tool(tool_name, fn, sig, listing, is_structured, thread, task_mode, input_first,
+                                         rerun)
+            if task_mode != "forbidden":
+                self.task_tools.add(tool_name)
+            else:
+                self.task_tools.discard(tool_name)
             self._changed("tools")
             return fn
 
         return register
 
     def remove_tool(self, name: str) -> None:
+        self.task_tools.discard(name)
         if self.tools.pop(name, None) is not None:
             self._changed("tools")
 
@@ -218,6 +259,24 @@ class App:
 
         return register
 
+    def skill(self, directory: str, *, prefix: str = "") -> Any:
+        """Publish a skill directory (the Skills extension): its ``SKILL.md`` and every file
+        below it as ``skill://`` resources, its entry for ``skills/list`` and ``skills/get``,
+        and its folders for ``resources/directory/read``. ``prefix`` puts path segments
+        before the skill's name in its URIs. Returns the :class:`~engine.app.skills.Skill`."""
+        from . import skills
+
+        skill = skills.load(directory, prefix)
+        for file in skill.files:
+            meta = skill.frontmatter if file.uri == skill.uri else None
+            self.resource(file.uri, name=meta["name"] if meta else file.name,
+                          description=meta["description"] if meta else f"A file of the skill {skill.name}",
+                          mime_type=file.mime_type)(_serve_file(file))
+        self.skills[skill.uri] = skill
+        for uri, children in skill.folders.items():
+            self.folders[uri] = children
+        return skill
+
     def on_startup(self, fn: Callable) -> Callable:
         """Run ``async fn(app)`` in the background while the server runs."""
         self.startup.append(fn)
@@ -225,7 +284,11 @@ class App:
 
     # -- what the protocol layer asks -----------------------------------------------------
 
-    def capabilities(self) -> dict:
+    def has_tasks(self) -> bool:
+        return bool(self.task_tools)
+
+    def capabilities(self, modern: bool = False) -> dict:
+        """What ``initialize`` (session era) or ``server/discover`` (``modern``) declares."""
         caps: dict[str, Any] = {
             "logging": {},
             "tools": {"listChanged": True},
@@ -234,6 +297,16 @@ class App:
         }
         if self.completers:
             caps["completions"] = {}
+        extensions = {}
+        if self.has_tasks():
+            if modern:
+                extensions[TASKS_EXTENSION] = {}
+            else:
+                caps["tasks"] = {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
+        if modern and self.skills:
+            extensions[SKILLS_EXTENSION] = {"directoryRead": True}
+        if extensions:
+            caps["extensions"] = extensions
         return caps
 
     def server_info(self) -> dict:
@@ -248,6 +321,9 @@ class App:
         if cached is None:
             if kind == "tools":
                 cached = {"tools": [t.listing for t in self.tools.values() if THREADS or not t.thread]}
+            elif kind == "tools-2025":  # the session era's tools declare their task support
+                cached = {"tools": [{**t.listing, "execution": {"taskSupport": t.task}} if t.task != "forbidden"
+                                    else t.listing for t in self.tools.values() if THREADS or not t.thread]}
             elif kind == "resources":
                 cached = {"resources": [r.listing for r in self.resources.values()]}
             elif kind == "templates":
@@ -264,8 +340,8 @@ class App:
 
     def count(self, kind: str) -> int:
         """How many items ``listing(kind)`` holds, without building it."""
-        return len({"tools": self.tools, "resources": self.resources, "templates": self.templates}
-                   .get(kind, self.prompts))
+        return len({"tools": self.tools, "tools-2025": self.tools, "resources": self.resources,
+                    "templates": self.templates}.get(kind, self.prompts))
 
     def find_resource(self, uri: str) -> tuple[ResourceDef, dict] | None:
         exact = self.resources.get(uri)
@@ -299,7 +375,7 @@ class App:
         self._announce("notifications/resources/updated", {"uri": uri}, uri)
 
     def _changed(self, kind: str) -> None:
-        for key in ("templates", kind) if kind == "resources" else (kind,):
+        for key in {"resources": ("templates", "resources"), "tools": ("tools", "tools-2025")}.get(kind, (kind,)):
             self._cache.pop(key, None)
         self._announce(f"notifications/{kind}/list_changed", None, None)
 

@@ -70,6 +70,11 @@ class HandlerHost(Protocol):
         """Close the request's connection now, leaving the client to resume it."""
         ...
 
+    def start_task(self) -> None:
+        """``ctx.run_as_task()``: where a tool's synchronous part ends and its task begins
+        (a no-op where no task is to start)."""
+        ...
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -297,6 +302,20 @@ class Context:
         result = await self.request("roots/list", None, timeout, key)
         roots = result.get("roots") if isinstance(result, dict) else None
         return roots if isinstance(roots, list) else []
+
+    # -- tasks ---------------------------------------------------------------------------
+
+    async def run_as_task(self) -> None:
+        """From here on, run as a task if the client takes tasks (for a tool declared
+        ``@app.tool(task=..., input_first=True)``: what it asks before this line is asked
+        synchronously, 2026-07-28's input-required round trips; the task starts here, with
+        those answers). Elsewhere, and inside a task, it does nothing."""
+        self.host.start_task()
+
+    @property
+    def task_id(self) -> str | None:
+        """The task this handler runs as, if it does."""
+        return getattr(self.host, "task_id", None)
 
     # -- cancellation -------------------------------------------------------------------
 

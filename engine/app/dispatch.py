@@ -104,7 +104,7 @@ def _cursor_offset(cursor: Any, kind: str, total: int) -> int:
 
 
 def list_tools(ctx: Context) -> dict:
-    return _page(ctx, "tools")
+    return _page(ctx, "tools" if ctx.host.modern else "tools-2025")
 
 
 def call_tool(ctx: Context) -> Any:
@@ -156,10 +156,14 @@ async def _run_thread_tool(tool: Any, kwargs: dict, ctx: Context) -> dict:
 
 
 def _tool_failed(name: str, exc: Exception, ctx: Context) -> dict:
-    """A tool that raised: an ``isError`` result the model can read (server/tools). But in
-    the stateless era a missing client capability is the protocol's business (-32021)."""
-    if isinstance(exc, CapabilityError) and ctx.host.modern:
-        raise exc
+    """A tool that raised: an ``isError`` result the model can read (server/tools). A
+    ``ProtocolError`` it raises is its JSON-RPC error instead; and in the stateless era a
+    missing client capability is the protocol's business (-32021)."""
+    if isinstance(exc, CapabilityError):
+        if ctx.host.modern:
+            raise exc
+    elif isinstance(exc, ProtocolError):
+        raise exc  # the tool asked for a JSON-RPC error, not a result
     log.info("tool %s raised %r", name, exc)
     return content.tool_error(str(exc) or type(exc).__name__)
 
@@ -246,6 +250,40 @@ def complete(ctx: Context) -> Any:
                   "context": context_args}, finish)
 
 
+# -- skills (the Skills extension) --------------------------------------------------------------
+
+
+def list_skills(ctx: Context) -> dict:
+    skills = list(ctx.app.skills.values())
+    size = ctx.app.page_size or len(skills) or 1
+    cursor = ctx.params.get("cursor")
+    start = _cursor_offset(cursor, "skills", len(skills)) if cursor is not None else 0
+    page: dict[str, Any] = {"skills": [s.entry() for s in skills[start:start + size]]}
+    if start + size < len(skills):
+        page["nextCursor"] = _make_cursor("skills", start + size)
+    return page
+
+
+def _by_uri(ctx: Context, table: dict, missing: str) -> Any:
+    """``table[params.uri]``, else -32602 saying ``missing`` (with the URI in ``data``)."""
+    uri = str_param(ctx, "uri")
+    found = table.get(uri)
+    if found is None:
+        raise ProtocolError(spec.INVALID_PARAMS, missing.format(shown(uri, 200, quoted=False)), data={"uri": uri})
+    return found
+
+
+def get_skill(ctx: Context) -> dict:
+    return {"skill": _by_uri(ctx, ctx.app.skills, "No skill is served at {}").entry()}
+
+
+def read_directory(ctx: Context) -> dict:
+    children = _by_uri(ctx, ctx.app.folders, "{} is not a directory resource")
+    if ctx.params.get("cursor") is not None:
+        raise ProtocolError(spec.INVALID_PARAMS, "Invalid params: this server gives no cursor for directories")
+    return {"resources": children}
+
+
 METHODS: dict[str, Handler] = {
     "ping": ping,
     "tools/list": list_tools,
@@ -256,4 +294,7 @@ METHODS: dict[str, Handler] = {
     "prompts/list": list_prompts,
     "prompts/get": get_prompt,
     "completion/complete": complete,
+    "skills/list": list_skills,
+    "skills/get": get_skill,
+    "resources/directory/read": read_directory,
 }

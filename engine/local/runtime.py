@@ -16,15 +16,20 @@ import logging
 import secrets
 import threading
 import time
+from typing import Any
 
 from ..actors import announcements
 from ..actors.front import SessionUnreadable
 from ..actors.listen_hub import ListenHub
+from ..actors.session_tasks import SessionChannel
+from ..actors.task_actor import TaskActor
 from ..actors.memory_store import MemoryBackend
 from ..actors.sqlite_store import SqliteBackend, StoreError
 from ..actors.session_actor import Lifetimes, SessionActor
 from ..app.application import App
 from ..protocol import http, spec
+from ..protocol import tasks as task_protocol
+from ..protocol.tasks import TaskRecord
 from ..protocol.http import HttpConfig
 from ..protocol.session import new_session_id
 from ..protocol.storage import Backend
@@ -35,6 +40,8 @@ log = logging.getLogger("engine")
 ALARM_RETRIES = 6
 #: The namespace of the server's generated secret (no session has a name like it).
 KEYS_NAMESPACE = "__keys__"
+#: A task's namespace is this and its id.
+TASK_PREFIX = "task:"
 
 
 def open_backend(spec: str) -> Backend:
@@ -67,6 +74,8 @@ class LocalRuntime:
         self.hub = ListenHub(self.lifetimes.max_buffer, self.lifetimes.max_subscriptions)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = 0
+        #: Task actors in memory, by task id (each in its own namespace, ``task:<id>``).
+        self.task_actors: dict[str, TaskActor] = {}
 
     # -- addressing -------------------------------------------------------------------------
 
@@ -90,7 +99,7 @@ class LocalRuntime:
 
     def _activate(self, session_id: str, fresh: bool = False) -> SessionActor:
         return SessionActor(session_id, self.app, self.backend.namespace(session_id), self.config,
-                            self.lifetimes, fresh)
+                            self.lifetimes, fresh, directory=self)
 
     def get(self, session_id: str) -> SessionActor | None:
         """The session's actor, woken from storage if needed; None if no such session.
@@ -169,7 +178,100 @@ class LocalRuntime:
         for sid in gone:
             self.actors.pop(sid).hibernate()
         self.hibernated += len(gone)
+        for task_id in [t for t, a in self.task_actors.items() if a.idle(now, self.lifetimes.idle_evict)]:
+            del self.task_actors[task_id]
         return len(gone)
+
+    # -- tasks: the TaskDirectory of sessions and of the stateless front ------------------------
+
+    def _task(self, task_id: str, record: TaskRecord | None = None) -> TaskActor | None:
+        """A task's actor, woken from storage if need be (None: no such task)."""
+        actor = self.task_actors.get(task_id)
+        if actor is not None:
+            return actor
+        storage = self.backend.namespace(TASK_PREFIX + task_id)
+        woken = record is None
+        if woken:
+            raw = storage.get("task")
+            if raw is None:
+                return None
+            record = task_protocol.decode(raw)
+        channel = SessionChannel(self._session_for_task, record.owner, task_id) \
+            if record.wire == task_protocol.WIRE_2025 else None
+        actor = self.task_actors[task_id] = TaskActor(self.app, storage, record, channel, self._task_status)
+        if woken:
+            actor.recover()
+        return actor
+
+    def _session_for_task(self, session_id: str) -> SessionActor | None:
+        try:
+            return self.get(session_id)
+        except SessionUnreadable:
+            return None
+
+    def _task_status(self, record: TaskRecord) -> None:
+        """A task's status changed: 2025-11-25 tells its session (notifications/tasks/status),
+        2026-07-28 the listen streams that follow it (notifications/tasks)."""
+        if record.wire == task_protocol.WIRE_2025:
+            actor = self._session_for_task(record.owner)
+            if actor is not None:
+                actor.task_status(task_protocol.task_2025(record))
+        else:
+            self.hub.announce_task(record.task_id, task_protocol.task_2026(record, detailed=True))
+
+    def _owned(self, task_id: str, owner: str) -> TaskActor | None:
+        actor = self._task(task_id)
+        return actor if actor is not None and actor.record.owner == owner else None
+
+    @property
+    def tasks(self) -> "LocalRuntime":
+        """The front's TaskDirectory: this runtime (task actors live beside the sessions)."""
+        return self
+
+    def new_task_id(self) -> str:
+        return task_protocol.new_task_id()
+
+    async def create_task(self, record: TaskRecord) -> TaskRecord:
+        actor = self._task(record.task_id, record)
+        try:
+            await actor.create()  # type: ignore[union-attr]
+        except BaseException:
+            self.task_actors.pop(record.task_id, None)  # not stored: it never existed
+            raise
+        return record
+
+    async def find_task(self, task_id: str, owner: str) -> TaskRecord | None:
+        actor = self._owned(task_id, owner)
+        return actor.record if actor is not None else None
+
+    async def update_task(self, task_id: str, owner: str, responses: Any) -> TaskRecord | None:
+        actor = self._owned(task_id, owner)
+        if actor is None:
+            return None
+        actor.update(responses)
+        await actor.storage.flush()
+        return actor.record
+
+    async def cancel_task(self, task_id: str, owner: str) -> TaskRecord | None:
+        actor = self._owned(task_id, owner)
+        if actor is None:
+            return None
+        actor.cancel()
+        await actor.storage.flush()
+        return actor.record
+
+    async def task_outcome(self, task_id: str, owner: str) -> TaskRecord | None:
+        actor = self._owned(task_id, owner)
+        return await actor.outcome() if actor is not None else None
+
+    async def _task_alarm(self, task_id: str, now: float) -> None:
+        actor = self._task(task_id)
+        if actor is None:
+            return
+        if await actor.alarm(now):
+            actor.end()
+            self.task_actors.pop(task_id, None)
+            self.backend.drop(TASK_PREFIX + task_id)
 
     async def run_alarms(self, now: float) -> None:
         """Run every due alarm once. One session's failing alarm (or unreadable state) is
@@ -178,6 +280,9 @@ class LocalRuntime:
             storage = self.backend.namespace(session_id)
             storage.delete_alarm()  # cleared before the call; alarm() sets the next one
             try:
+                if session_id.startswith(TASK_PREFIX):
+                    await self._task_alarm(session_id[len(TASK_PREFIX):], now)
+                    continue
                 actor = self.get(session_id)
                 if actor is None:
                     continue
@@ -248,9 +353,13 @@ class LocalRuntime:
                 pass
         self._background.clear()
         handlers = [task for actor in self.actors.values() for task, _ in actor.tasks.values()]
+        handlers += [a.running for a in self.task_actors.values() if a.running is not None]
         for actor in list(self.actors.values()):
             actor.close()  # running requests stay unfinished in storage: a restart ends them
             actor.hibernate()
+        for task_actor in self.task_actors.values():
+            task_actor.close()  # a running task stays 'working' in storage: its alarm deals with it
         await asyncio.gather(*handlers, return_exceptions=True)
+        self.task_actors.clear()
         self.actors.clear()
         self.backend.close()

@@ -21,6 +21,8 @@ from . import mcp_headers, spec
 from .http import HttpError, request_id_of
 from .jsonrpc import Message
 
+_TASK_ROUTED = frozenset({"tasks/get", "tasks/update", "tasks/cancel"})
+
 #: Methods of the session era that 2026-07-28 removed: 404 with -32601, like unknown ones.
 REMOVED = frozenset({spec.INITIALIZE, "ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe"})
 
@@ -126,6 +128,9 @@ def check(headers: Mapping[str, str], msg: Message,
     field = "uri" if method == "resources/read" else "name" if method in ("tools/call", "prompts/get") else None
     if field is not None and params.get(field) is not None:
         _check_mirror(headers, spec.HEADER_NAME, "Mcp-Name", params.get(field), msg)
+    elif method in _TASK_ROUTED and spec.HEADER_NAME in headers and params.get("taskId") is not None:
+        # the tasks extension: Mcp-Name carries the task id; checked when sent, never required
+        _check_mirror(headers, spec.HEADER_NAME, "Mcp-Name", params.get("taskId"), msg)
     if version not in spec.MODERN_VERSIONS:
         raise unsupported_version(version, msg)
     if method == "tools/call" and isinstance(params.get("name"), str):
@@ -173,3 +178,18 @@ def finish(result: dict, method: str, server_info: dict, ttl_ms: int = 0, scope:
         out.setdefault("ttlMs", ttl_ms)
         out.setdefault("cacheScope", scope)
     return out
+
+
+def answer_fits(method: str, answer: Any) -> bool:
+    """Whether an answer (an ``inputResponses`` entry) has the shape its question's method
+    asks for: an ElicitResult, a CreateMessageResult, a ListRootsResult."""
+    if not isinstance(answer, dict):
+        return False
+    if method == "elicitation/create":
+        content = answer.get("content")
+        return answer.get("action") in ("accept", "decline", "cancel") and (content is None or isinstance(content, dict))
+    if method == "sampling/createMessage":
+        return isinstance(answer.get("role"), str) and "content" in answer and isinstance(answer.get("model"), str)
+    if method == "roots/list":
+        return isinstance(answer.get("roots"), list)
+    return True

@@ -45,7 +45,8 @@ RESULT_INPUT_REQUIRED = "input_required"
 MRTR_METHODS = frozenset({"tools/call", "prompts/get", "resources/read"})
 #: Methods whose complete results carry ``ttlMs`` and ``cacheScope`` (server/utilities/caching).
 CACHEABLE_METHODS = frozenset({"server/discover", "tools/list", "prompts/list", "resources/list",
-                               "resources/templates/list", "resources/read"})
+                               "resources/templates/list", "resources/read",
+                               "skills/list", "skills/get"})  # the last two: the Skills extension
 
 # -- JSON-RPC error codes -------------------------------------------------------------
 
