@@ -14,6 +14,7 @@ from engine.protocol.request_state import derive
 
 import keys
 from hub import Announcer
+from task_directory import WorkerTasks
 
 _cache: dict = {}
 
@@ -49,6 +50,14 @@ async def state_key(env) -> bytes:
     if key is None:
         key = _cache["state_key"] = derive(await keys.signing_key(env, settings(env).secret), "request-state")
     return key
+
+
+async def tasks(env) -> WorkerTasks:
+    """Where tasks live: a Durable Object each, reached through the ``TASKS`` binding."""
+    directory = _cache.get("tasks")
+    if directory is None:
+        directory = _cache["tasks"] = WorkerTasks(env, await keys.signing_key(env, settings(env).secret))
+    return directory
 
 
 def test_hooks(env) -> bool:

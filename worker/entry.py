@@ -23,13 +23,17 @@ from engine.protocol import http, router
 
 import config
 import contract_hook
+import hub
+import internal
 import keys
 import session_ids
 from hub import HUB_OBJECT
+from internal import Outbox
 from responses import respond
 from session_object import ROUTE_HEADER, SessionObject
+from task_object import TaskObject
 
-__all__ = ["Default", "SessionObject"]  # the runtime finds the Durable Object class here
+__all__ = ["Default", "SessionObject", "TaskObject"]  # the runtime finds the Durable Object classes here
 
 _encode = msgspec.json.Encoder().encode
 _fronts: dict = {}
@@ -37,14 +41,14 @@ _fronts: dict = {}
 
 class Default(WorkerEntrypoint):
     async def fetch(self, request):
+        hub.use_outbox(Outbox())  # this request's own (see hub.py)
         front = _fronts.get("front")
         if front is None:
             front = _fronts["front"] = Front(config.settings(self.env), config.app(self.env))
         url = urlparse(request.url)
         if url.path.startswith(contract_hook.PATH) and config.test_hooks(self.env):
-            stub = self.env.SESSIONS.getByName(f"contract-{session_ids.mint('contract')}")
-            return await stub.fetch("https://session.internal/", method="POST",
-                                    headers={contract_hook.HEADER: url.path[len(contract_hook.PATH):]})
+            return await internal.call(self.env.SESSIONS, f"contract-{session_ids.mint('contract')}",
+                                       {contract_hook.HEADER: url.path[len(contract_hook.PATH):]})
         headers = {name.lower(): value for name, value in request.headers.items()}
 
         async def read_body(_limit: int) -> bytes:
@@ -56,7 +60,7 @@ class Default(WorkerEntrypoint):
         r, msg, body = admitted
         if r.action in (router.MODERN, router.MODERN_ACCEPT):
             front.state_key = await config.state_key(self.env)
-            response = await front.serve_modern(r, msg, None)
+            response = await front.serve_modern(r, msg, None, await config.tasks(self.env))
             await config.announcer(self.env).drain()  # announcements it made have reached the hub
             return respond(front, response, request)
         if r.action == router.SUBSCRIBE:
@@ -70,11 +74,5 @@ class Default(WorkerEntrypoint):
         return await self._forward(r.session_id, r, body, request)
 
     async def _forward(self, name: str, r: router.Route, body: bytes, request):
-        stub = self.env.SESSIONS.getByName(name)
-        return await stub.fetch(
-            "https://session.internal/",
-            method="POST",
-            headers={ROUTE_HEADER: _encode(r).decode()},
-            body=body or None,
-            signal=request.js_object.signal,
-        )
+        return await internal.call(self.env.SESSIONS, name, {ROUTE_HEADER: _encode(r).decode()}, body,
+                                   signal=request.js_object.signal)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import secrets
 
+import internal
+
 #: The Durable Object that keeps the generated key.
 KEY_OBJECT = "__signing-key__"
 #: A request to that object for the key.
@@ -25,8 +27,7 @@ async def signing_key(env, configured: str) -> str:
         return configured
     key = _cache.get("key")
     if key is None:
-        stub = env.SESSIONS.getByName(KEY_OBJECT)
-        response = await stub.fetch("https://keys.internal/", method="POST", headers={HEADER: "1"})
+        response = await internal.call(env.SESSIONS, KEY_OBJECT, {HEADER: "1"})
         key = _cache["key"] = await response.text()
     return key
 

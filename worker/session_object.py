@@ -31,7 +31,9 @@ import config
 import contract_hook
 import hub
 import keys
+import task_link
 from do_storage import DurableObjectStorage
+from internal import Outbox
 from responses import respond
 
 ROUTE_HEADER = "x-mcp-actors-route"
@@ -50,6 +52,7 @@ class SessionObject(DurableObject):
         self._alarm_loaded = False
         #: Only in the hub's object (hub.HUB_OBJECT): the open 2026-07-28 listen streams.
         self.hub: ListenHub | None = None
+        self.outbox = Outbox()  # this object's announcements (see hub.py)
 
     # -- the front's ActorHost: this object hosts exactly one actor -------------------------
 
@@ -69,7 +72,7 @@ class SessionObject(DurableObject):
                 session_id = stored.decode()
             try:
                 self.actor = SessionActor(session_id or "", self.app, self.storage, self.settings.http,
-                                          self.settings.lifetimes, fresh=create)
+                                          self.settings.lifetimes, fresh=create, directory=await config.tasks(self.env))
             except Exception as exc:
                 logging.getLogger("engine").error("session %s: its stored state cannot be loaded: %r",
                                                   session_id, exc)
@@ -88,16 +91,30 @@ class SessionObject(DurableObject):
     def listen(self, msg):
         return self._hub().listen(msg)
 
+    @property
+    def tasks(self):
+        return None  # only 2026-07-28 listen streams reach an object; the Worker serves the rest
+
     # -- requests ------------------------------------------------------------------------------
 
     async def fetch(self, request):
+        hub.use_outbox(self.outbox)
         if request.headers.get(keys.HEADER):  # this object keeps the Worker's signing key
             key = keys.stored_key(self.storage)
             await self.storage.flush()
             return Response(key)
-        if request.headers.get(hub.ANNOUNCE_HEADER):  # the hub's object: fan an announcement out
-            method, params, uri = hub.decode_announcement(await request.bytes())
-            return Response(str(self._hub().announce(method, params, uri)))
+        kind = request.headers.get(hub.ANNOUNCE_HEADER)
+        if kind:  # the hub's object: fan an announcement out
+            announcement = hub.decode_announcement(await request.bytes())
+            if kind == hub.TASK:
+                return Response(str(self._hub().announce_task(*announcement)))
+            return Response(str(self._hub().announce(*announcement)))
+        link = request.headers.get(task_link.LINK_HEADER)
+        if link:  # one of this session's tasks, from its own object
+            actor = await self._linked()
+            status, body = await task_link.serve(actor, link, request.headers.get(task_link.TASK_HEADER) or "",
+                                                 await request.bytes())
+            return Response(body or None, status=status)
         check = request.headers.get(contract_hook.HEADER)
         if check and config.test_hooks(self.env):  # this object is a fresh namespace
             return await contract_hook.run(check, self.storage)
@@ -107,7 +124,14 @@ class SessionObject(DurableObject):
         await config.announcer(self.env).drain()  # announcements a handler made reach the hub
         return respond(self.front, response, request)
 
+    async def _linked(self) -> SessionActor | None:
+        try:
+            return await self.activate(None, create=False)
+        except SessionUnreadable:
+            return None
+
     async def alarm(self, *_args):
+        hub.use_outbox(self.outbox)
         actor = await self.activate(None, create=False)
         if actor is None:
             return

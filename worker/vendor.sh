@@ -13,7 +13,7 @@ $PIP install --quiet --upgrade --target python_modules \
   --platform pyemscripten_2026_0_wasm32 --platform any \
   --python-version 3.14 --implementation cp --abi cp314 --abi none \
   --only-binary=:all: \
-  msgspec anyio workers-runtime-sdk
+  msgspec anyio ruamel.yaml workers-runtime-sdk
 # The engine and the example apps travel as vendored packages: wrangler bundles the main
 # module's folder (worker/) and python_modules/, nothing else of the project.
 rm -rf python_modules/engine python_modules/examples

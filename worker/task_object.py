@@ -1,0 +1,117 @@
+"""The Durable Object that hosts one task's actor (``engine.actors.task_actor``).
+
+One object per task, named by the task's signed id (``task_directory.py`` calls it). The
+actor's record lives in the object's storage and its heartbeat is the object's alarm, so
+what the engine promises of a task holds here as it does locally: the record is durable
+before the task is announced; a task whose isolate died is found by the next alarm and
+marked failed (or run again, if its tool allows); a finished task is deleted at its
+expiry. While the handler runs, the heartbeat alarm keeps the object awake.
+
+Status changes are told where they are listened for: a 2026-07-28 task's to the listen hub
+(``notifications/tasks``), a 2025-11-25 task's to its session (``task_link.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+
+from pyodide.ffi import create_proxy, to_js
+from workers import DurableObject, Response
+
+from engine.actors.task_actor import TaskActor
+from engine.protocol import spec, tasks
+from engine.protocol.jsonrpc import ProtocolError
+from engine.protocol.storage import StoreUnavailable
+from engine.protocol.tasks import TaskRecord
+
+import config
+import hub
+from do_storage import DurableObjectStorage
+from internal import Outbox
+from task_directory import CANCEL, CREATE, GET, OP_HEADER, OUTCOME, OWNER_HEADER, UPDATE
+from task_link import SessionLink
+
+log = logging.getLogger("engine")
+
+_encode = msgspec.json.Encoder().encode
+
+
+class TaskObject(DurableObject):
+    def __init__(self, ctx, env):
+        super().__init__(ctx, env)
+        self.storage = DurableObjectStorage(ctx.storage, to_js, create_proxy)
+        self.actor: TaskActor | None = None
+        self.link: SessionLink | None = None
+        self._alarm_loaded = False
+        self.outbox = Outbox()  # this object's announcements (see hub.py)
+
+    async def _actor(self, record: TaskRecord | None = None) -> TaskActor | None:
+        """This object's task actor, woken from storage if need be (None: no task here)."""
+        if self.actor is not None:
+            return self.actor
+        if not self._alarm_loaded:
+            await self.storage.load_alarm()
+            self._alarm_loaded = True
+        woken = record is None
+        if woken:
+            raw = self.storage.get("task")
+            if raw is None:
+                return None
+            record = tasks.decode(raw)
+        if record.wire == tasks.WIRE_2025:
+            self.link = SessionLink(self.env, record.owner, record.task_id)
+        self.actor = TaskActor(config.app(self.env), self.storage, record, self.link, self._status)
+        if woken:
+            self.actor.recover()  # (a task left running here died with the isolate that ran it)
+        return self.actor
+
+    def _status(self, record: TaskRecord) -> None:
+        if self.link is not None:
+            self.link.status(tasks.task_2025(record))
+        else:
+            config.announcer(self.env).task(record.task_id, tasks.task_2026(record, detailed=True))
+
+    async def fetch(self, request):
+        hub.use_outbox(self.outbox)
+        op = request.headers.get(OP_HEADER)
+        owner = request.headers.get(OWNER_HEADER) or ""
+        try:
+            if op == CREATE:
+                record = tasks.decode(await request.bytes())
+                actor = await self._actor()
+                if actor is None:  # (a retried create finds the task it made)
+                    actor = await self._actor(record)
+                    await actor.create()  # type: ignore[union-attr]
+            else:
+                actor = await self._actor()
+                if actor is None or actor.record.owner != owner:
+                    return Response(None, status=404)
+                if op == UPDATE:
+                    actor.update(msgspec.json.decode(await request.bytes()))
+                elif op == CANCEL:
+                    actor.cancel()
+                elif op == OUTCOME:
+                    await actor.outcome()
+                elif op != GET:
+                    return Response(None, status=400)
+            await self.storage.flush()
+        except ProtocolError as exc:
+            return Response(_encode({"code": exc.code, "message": exc.message}), status=422)
+        except StoreUnavailable as exc:
+            self.actor = None  # what it holds is ahead of storage: wake it again next time
+            log.error("task object: %s", exc)
+            return Response(_encode({"code": spec.INTERNAL_ERROR, "message": "The task's storage failed; try again"}),
+                            status=503)
+        return Response(tasks.encode(actor.record))
+
+    async def alarm(self, *_args):
+        hub.use_outbox(self.outbox)
+        actor = await self._actor()
+        if actor is None:
+            return
+        if await actor.alarm():
+            actor.end()
+            self.actor = None
+            await self.storage.flush()
