@@ -47,3 +47,9 @@ async def firehose(ctx: Context, seconds: float = 30.0, size: int = 1000) -> str
         if sent % 50 == 0:
             await asyncio.sleep(0)
     return f"firehose sent {sent}"
+
+
+@app.tool(task="required")
+async def job(text: str) -> str:
+    """The smallest task: it finishes at once (the tasks scenario measures the bookkeeping)."""
+    return text

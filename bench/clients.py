@@ -152,3 +152,34 @@ async def concurrent_streams(url: str, streams: int, steps: int, interval: float
     events = sum(c for c in counts if isinstance(c, int) and c > 0)
     return {"streams": streams, "complete": len(complete), "events": events, "seconds": seconds,
             "events_per_s": events / seconds, "peak_rss": peak}
+
+
+TASKS_META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+              "io.modelcontextprotocol/clientCapabilities": {"extensions": {"io.modelcontextprotocol/tasks": {}}}}
+
+
+def _modern(client: httpx.Client, url: str, method: str, params: dict, name: str) -> dict:
+    headers = {**MODERN_HEADERS, "mcp-method": method, "mcp-name": name}
+    r = client.post(url, headers=headers, json={"jsonrpc": "2.0", "id": 1, "method": method,
+                                                "params": {**params, "_meta": TASKS_META}})
+    if r.status_code != 200:
+        raise CheckFailed(f"{url}: {method} answered {r.status_code} {r.text[:200]}")
+    return r.json()["result"]
+
+
+def finished_task(url: str) -> str:
+    """The check pass of the tasks scenario: create a task of ``job``, poll it to
+    ``completed`` and check its result; returns its id."""
+    with httpx.Client(timeout=10) as c:
+        created = _modern(c, url, "tools/call", {"name": "job", "arguments": {"text": "hello"}}, "job")
+        if created.get("resultType") != "task" or not created.get("taskId"):
+            raise CheckFailed(f"{url}: a task tool answered {created}")
+        task_id = created["taskId"]
+        for _ in range(100):
+            task = _modern(c, url, "tasks/get", {"taskId": task_id}, task_id)
+            if task["status"] == "completed":
+                if task["result"]["content"][0]["text"] != "hello":
+                    raise CheckFailed(f"{url}: the task's result is {task['result']}")
+                return task_id
+            time.sleep(0.02)
+    raise CheckFailed(f"{url}: the task did not complete: {task}")

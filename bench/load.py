@@ -20,6 +20,18 @@ local function base_headers(sid)
   if sid ~= nil and sid ~= "" then h["Mcp-Session-Id"] = sid end
   return h
 end
+local function modern_headers(method, name)
+  local h = base_headers(nil)
+  h["MCP-Protocol-Version"] = "2026-07-28"
+  h["Mcp-Method"] = method
+  h["Mcp-Name"] = name
+  return h
+end
+local counter = 0
+local function next_id()
+  counter = counter + 1
+  return (tid or 1) * 100000000 + counter
+end
 local threads = 0
 function setup(thread) threads = threads + 1; thread:set("tid", threads) end
 function done(summary, latency, requests)
@@ -31,30 +43,42 @@ end
 
 CALL = HEADERS + """
 local sid = os.getenv("MCP_SID")
-local counter = 0
 function request()
-  counter = counter + 1
-  local id = (tid or 1) * 100000000 + counter
   return wrk.format("POST", nil, base_headers(sid), string.format(
-    '{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}', id))
+    '{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}', next_id()))
 end
 """
 
 # A 2026-07-28 tools/call: no session; the version, method and name mirrored into headers
 # and the request's facts in _meta.
 MODERN_CALL = HEADERS + """
-counter = 0
 function request()
-  counter = counter + 1
-  local id = (tid or 1) * 100000000 + counter
-  local h = base_headers(nil)
-  h["MCP-Protocol-Version"] = "2026-07-28"
-  h["Mcp-Method"] = "tools/call"
-  h["Mcp-Name"] = "echo"
-  return wrk.format("POST", nil, h, string.format(
+  return wrk.format("POST", nil, modern_headers("tools/call", "echo"), string.format(
     '{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"},' ..
     '"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",' ..
-    '"io.modelcontextprotocol/clientCapabilities":{}}}}', id))
+    '"io.modelcontextprotocol/clientCapabilities":{}}}}', next_id()))
+end
+"""
+
+# 2026-07-28 with the tasks extension declared: create a task (tools/call of a task tool),
+# or poll one (tasks/get of MCP_TASK).
+_TASKS_META = ('"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",'
+               '"io.modelcontextprotocol/clientCapabilities":{"extensions":{"io.modelcontextprotocol/tasks":{}}}}')
+
+TASK_CREATE = HEADERS + """
+function request()
+  return wrk.format("POST", nil, modern_headers("tools/call", "job"), string.format(
+    '{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"job","arguments":{"text":"hello"},' ..
+    '""" + _TASKS_META + """}}', next_id()))
+end
+"""
+
+TASK_GET = HEADERS + """
+local task = os.getenv("MCP_TASK")
+function request()
+  return wrk.format("POST", nil, modern_headers("tasks/get", task), string.format(
+    '{"jsonrpc":"2.0","id":%d,"method":"tasks/get","params":{"taskId":"%s",' ..
+    '""" + _TASKS_META + """}}', next_id(), task))
 end
 """
 

@@ -206,8 +206,38 @@ def hostile_clients(plan: Plan) -> None:
         plan.add("g", "mcp-actors", "ping p99 under attack", s["p99_ms"], "ms", f"median {s['median_ms']:.2f} ms")
 
 
+def tasks(plan: Plan) -> None:
+    say("(i) tasks (2026-07-28 extension) on the default store (SQLite): created/s, tasks/get/s, "
+        "bytes per finished task")
+    with servers.engine(store="sqlite") as server:
+        try:
+            task_id = clients.finished_task(server.url)
+        except clients.CheckFailed as exc:
+            plan.add("i", "mcp-actors", "tasks created/s", None, "", f"check failed: {exc}")
+            return
+        load.run(server.url, load.TASK_CREATE, plan.warmup, plan.connections)
+        time.sleep(0.5)
+        rss, disk = server.rss(), server.store_bytes()
+        result = load.run(server.url, load.TASK_CREATE, plan.seconds, plan.connections)
+        made = result["requests"] - result["errors"]
+        plan.add("i", "mcp-actors", "tasks created/s", result["rps"], "/s",
+                 f"each durable before its reply; p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms"
+                 + (f", {result['errors']} errors" if result["errors"] else ""))
+        time.sleep(1.0)  # the last ones finish and their groups commit
+        plan.add("i", "mcp-actors", "store bytes/finished task", (server.store_bytes() - disk) / made, "B",
+                 f"{made:,} tasks; SQLite {disk / 2**20:.1f} -> {server.store_bytes() / 2**20:.1f} MiB")
+        plan.add("i", "mcp-actors", "RSS bytes/finished task", (server.rss() - rss) / made, "B",
+                 "while their actors are in memory (they leave after --idle-evict)")
+        load.run(server.url, load.TASK_GET, plan.warmup, plan.connections, env={"MCP_TASK": task_id})
+        result = load.run(server.url, load.TASK_GET, plan.seconds, plan.connections, env={"MCP_TASK": task_id})
+        plan.add("i", "mcp-actors", "tasks/get/s", result["rps"], "/s",
+                 f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms"
+                 + (f", {result['errors']} errors" if result["errors"] else ""))
+    plan.add("i", "python SDK 2.3.0", "tasks created/s", None, "", "not run: the SDK serves no tasks")
+
+
 SCENARIOS = {"a": tools_call_sse, "b": tools_call_json, "c": handshakes, "d": memory, "e": replay, "f": concurrency,
-             "g": hostile_clients, "h": modern_tools_call}
+             "g": hostile_clients, "h": modern_tools_call, "i": tasks}
 
 
 def targets(plan: Plan) -> list[dict]:

@@ -54,6 +54,13 @@ class Server:
         self.stop()
         raise RuntimeError(f"{name} did not start")
 
+    def store_bytes(self) -> int:
+        """Bytes of the SQLite store on disk (the database and its write-ahead log)."""
+        path = getattr(self, "store_path", None)
+        if not path:
+            return 0
+        return sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p))
+
     def rss(self) -> int:
         """Resident memory of the server process, bytes."""
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -88,7 +95,9 @@ def engine(*extra: str, store: str = "memory") -> Server:
         store = f"sqlite:{tempfile.mkdtemp(prefix='mcp-actors-bench-')}/state.db"
     cmd = [sys.executable, "-m", "engine", "serve", "bench.apps:app", "--port", str(port), "--store", store,
            "--log-level", "error", *extra]
-    return Server(f"mcp-actors ({store.split(':')[0]})", cmd, port)
+    server = Server(f"mcp-actors ({store.split(':')[0]})", cmd, port)
+    server.store_path = store.split(":", 1)[1] if store.startswith("sqlite:") else None
+    return server
 
 
 def floor(mode: str) -> Server:

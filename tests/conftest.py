@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +38,10 @@ def stop_group(proc: subprocess.Popen | None, grace: float = 5.0) -> None:
         except ProcessLookupError:
             pass
         proc.wait(timeout=10)
+
+
+#: The demo app's tools (engine/demo.py), as a peer that lists them must see them.
+DEMO_TOOLS = ["add", "add_note", "ask_llm", "confirm", "count_primes", "echo", "long_task", "show_roots", "slow_sum"]
 
 
 def free_port() -> int:
@@ -97,6 +102,13 @@ def start_server() -> Iterator:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def client() -> Iterator[httpx.Client]:
+    """An HTTP client for raw requests (no SDK between the test and the wire)."""
+    with httpx.Client(timeout=15) as c:
+        yield c
 
 
 @pytest.fixture(scope="module")

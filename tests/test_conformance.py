@@ -4,7 +4,9 @@ both eras on one endpoint.
 - 0.1.16 ``--suite all``: 32 scenarios (session era);
 - 0.2.0-alpha.12 ``--suite all --spec-version 2025-11-25``: 33 (adds server-session-lifecycle);
 - 0.2.0-alpha.12 ``--suite all --spec-version 2026-07-28``: 40 (the stateless era: discover,
-  the header and ``_meta`` ladder, input-required round trips, caching, listen streams).
+  the header and ``_meta`` ladder, input-required round trips, caching, listen streams);
+- 0.2.0-alpha.12 ``--suite all`` with no version: 65, every scenario it has, including the
+  draft extensions: Tasks (both wires' scenarios) and Skills (sep-2640-*).
 
 Every run must report 0 failed checks, and we also hold ourselves to 0 warnings by reading
 every scenario's checks.json.
@@ -23,6 +25,7 @@ from conftest import NODE_MODULES
 ALPHA = NODE_MODULES / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
 SUITES = {
     "0.1.16": (NODE_MODULES / "conformance-0116" / "dist" / "index.js", [], 32),
+    "0.2.0-alpha.12 all": (ALPHA, [], 65),
     "0.2.0-alpha.12 2025-11-25": (ALPHA, ["--spec-version", "2025-11-25"], 33),
     "0.2.0-alpha.12 2026-07-28": (ALPHA, ["--spec-version", "2026-07-28"], 40),
 }

@@ -7,15 +7,8 @@ import threading
 import time
 
 import httpx
-import pytest
 
 from sse_client import call, events, headers, initialize
-
-
-@pytest.fixture
-def client():
-    with httpx.Client(timeout=10) as c:
-        yield c
 
 
 def rpc_error(r: httpx.Response) -> dict:

@@ -6,66 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
-import threading
-import time
 
 import httpx
 import pytest
 
-from conftest import Server
 from engine import App, Context
 from engine.protocol import mcp_headers
 from inproc import Harness
+from modern_client import META, V, body, call, listen, modern_headers
 from sse_client import events, headers as session_headers, initialize
 
-V = "2026-07-28"
-META = {"io.modelcontextprotocol/protocolVersion": V, "io.modelcontextprotocol/clientCapabilities": {},
-        "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"}}
-
-
-def modern_headers(method: str, name: str | None = None, **extra: str) -> dict:
-    h = {"accept": "application/json, text/event-stream", "content-type": "application/json",
-         "mcp-protocol-version": V, "mcp-method": method}
-    if name is not None:
-        h["mcp-name"] = name
-    h.update(extra)
-    return h
-
-
-def body(rid, method: str, params: dict | None = None, meta: dict | None = None) -> dict:
-    p = dict(params or {})
-    p["_meta"] = {**META, **(meta or {})}
-    return {"jsonrpc": "2.0", "id": rid, "method": method, "params": p}
-
-
-def call(client: httpx.Client, url: str, rid, method: str, params: dict | None = None, meta: dict | None = None,
-         name: str | None = None, **extra_headers: str) -> tuple[httpx.Response, dict, list[dict]]:
-    """POST a 2026-07-28 request; (response, final message, notifications before it)."""
-    if name is None and params:
-        name = params.get("name") if method in ("tools/call", "prompts/get") else params.get("uri")
-    r = client.post(url, headers=modern_headers(method, name, **extra_headers), json=body(rid, method, params, meta))
-    if r.headers["content-type"].startswith("text/event-stream"):
-        got = [e.message for e in events(r.text.splitlines()) if e.message]
-        return r, got[-1], got[:-1]
-    return r, r.json(), []
-
-
-@pytest.fixture(scope="module")
-def server():
-    s = Server("examples.everything:app")
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def client():
-    with httpx.Client(timeout=10) as c:
-        yield c
-
-
-def test_discover_describes_the_server(server, client):
-    r, msg, _ = call(client, server.url, "d-1", "server/discover")
+def test_discover_describes_the_server(everything_server, client):
+    r, msg, _ = call(client, everything_server.url, "d-1", "server/discover")
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     result = msg["result"]
     assert msg["id"] == "d-1" and result["resultType"] == "complete"
@@ -77,16 +29,16 @@ def test_discover_describes_the_server(server, client):
     assert "mcp-session-id" not in r.headers  # no session in this era
 
 
-def test_every_result_has_its_result_type_and_cache_hints_where_the_spec_puts_them(server, client):
+def test_every_result_has_its_result_type_and_cache_hints_where_the_spec_puts_them(everything_server, client):
     cacheable = ("tools/list", "prompts/list", "resources/list", "resources/templates/list")
     for rid, method in enumerate(cacheable):
-        result = call(client, server.url, rid, method)[1]["result"]
+        result = call(client, everything_server.url, rid, method)[1]["result"]
         assert result["resultType"] == "complete" and result["ttlMs"] == 0 and result["cacheScope"] == "public"
-    read = call(client, server.url, 9, "resources/read", {"uri": "test://static-text"})[1]["result"]
+    read = call(client, everything_server.url, 9, "resources/read", {"uri": "test://static-text"})[1]["result"]
     assert read["resultType"] == "complete" and "ttlMs" in read and "cacheScope" in read
-    tool = call(client, server.url, 10, "tools/call", {"name": "test_simple_text", "arguments": {}})[1]["result"]
+    tool = call(client, everything_server.url, 10, "tools/call", {"name": "test_simple_text", "arguments": {}})[1]["result"]
     assert tool["resultType"] == "complete" and "ttlMs" not in tool  # not a cacheable method
-    prompt = call(client, server.url, 11, "prompts/get", {"name": "test_simple_prompt"})[1]["result"]
+    prompt = call(client, everything_server.url, 11, "prompts/get", {"name": "test_simple_prompt"})[1]["result"]
     assert prompt["resultType"] == "complete" and prompt["messages"]
 
 
@@ -95,17 +47,17 @@ def test_every_result_has_its_result_type_and_cache_hints_where_the_spec_puts_th
     ({"io.modelcontextprotocol/protocolVersion": V}, "clientCapabilities"),
     ({"io.modelcontextprotocol/clientCapabilities": {}}, "protocolVersion"),
 ])
-def test_request_meta_is_required(server, client, meta, words):
+def test_request_meta_is_required(everything_server, client, meta, words):
     params = {} if meta is None else {"_meta": meta}
-    r = client.post(server.url, headers=modern_headers("tools/list"),
+    r = client.post(everything_server.url, headers=modern_headers("tools/list"),
                     json={"jsonrpc": "2.0", "id": 5, "method": "tools/list", "params": params})
     assert r.status_code == 400 and r.json()["id"] == 5
     assert r.json()["error"]["code"] == -32602 and words in r.json()["error"]["message"]
 
 
-def test_client_info_is_optional(server, client):
+def test_client_info_is_optional(everything_server, client):
     meta = {k: v for k, v in META.items() if not k.endswith("clientInfo")}
-    r = client.post(server.url, headers=modern_headers("tools/list"),
+    r = client.post(everything_server.url, headers=modern_headers("tools/list"),
                     json={"jsonrpc": "2.0", "id": 6, "method": "tools/list", "params": {"_meta": meta}})
     assert r.status_code == 200 and r.json()["result"]["tools"]
 
@@ -119,26 +71,26 @@ def test_client_info_is_optional(server, client):
     ({"mcp-name": "other_tool"}, "does not match"),
     ({"mcp-name": "=?base64?dGVzdF9zaW1wbGVfdGV4dA?=", }, "not valid base64"),  # no padding: not canonical
 ])
-def test_mirrored_headers_must_match_the_body(server, client, change, words):
+def test_mirrored_headers_must_match_the_body(everything_server, client, change, words):
     h = modern_headers("tools/call", "test_simple_text")
     for key, value in change.items():
         if value is None:
             h.pop(key)
         else:
             h[key] = value
-    r = client.post(server.url, headers=h, json=body(7, "tools/call", {"name": "test_simple_text", "arguments": {}}))
+    r = client.post(everything_server.url, headers=h, json=body(7, "tools/call", {"name": "test_simple_text", "arguments": {}}))
     assert r.status_code == 400 and r.json()["error"]["code"] == -32020, r.text
     assert words in r.json()["error"]["message"] and r.json()["id"] == 7
 
 
-def test_mirrored_headers_accept_their_legitimate_forms(server, client):
+def test_mirrored_headers_accept_their_legitimate_forms(everything_server, client):
     name = base64.b64encode(b"test_simple_text").decode()
     for value in (f"=?base64?{name}?=",):
         h = modern_headers("tools/call", value)
-        r = client.post(server.url, headers=h, json=body(8, "tools/call", {"name": "test_simple_text"}))
+        r = client.post(everything_server.url, headers=h, json=body(8, "tools/call", {"name": "test_simple_text"}))
         assert r.status_code == 200 and "result" in r.json(), value
     h = {k.upper(): v for k, v in modern_headers("tools/list").items()}  # header names are case-insensitive
-    assert client.post(server.url, headers=h, json=body(9, "tools/list")).status_code == 200
+    assert client.post(everything_server.url, headers=h, json=body(9, "tools/list")).status_code == 200
 
 
 @pytest.mark.parametrize("region, header, ok", [
@@ -150,9 +102,9 @@ def test_mirrored_headers_accept_their_legitimate_forms(server, client):
     ("eu-west", None, False),
     ("Hello", "=?base64?SGVsbG8?=", False),
 ])
-def test_mcp_param_headers_follow_x_mcp_header(server, client, region, header, ok):
+def test_mcp_param_headers_follow_x_mcp_header(everything_server, client, region, header, ok):
     extra = {"mcp-param-region": header} if header is not None else {}
-    r, msg, _ = call(client, server.url, 11, "tools/call", {"name": "test_header_param", "arguments": {"region": region}},
+    r, msg, _ = call(client, everything_server.url, 11, "tools/call", {"name": "test_header_param", "arguments": {"region": region}},
                      **extra)
     if ok:
         assert r.status_code == 200 and msg["result"]["content"][0]["text"] == f"Region: {region}"
@@ -178,15 +130,15 @@ def test_header_values_decode_strictly():
                                                 "y": {"type": "string", "x-mcp-header": "a"}}})
 
 
-def test_the_tool_listing_carries_the_annotation(server, client):
-    tools = call(client, server.url, 12, "tools/list")[1]["result"]["tools"]
+def test_the_tool_listing_carries_the_annotation(everything_server, client):
+    tools = call(client, everything_server.url, 12, "tools/list")[1]["result"]["tools"]
     schema = next(t for t in tools if t["name"] == "test_header_param")["inputSchema"]
     assert schema["properties"]["region"]["x-mcp-header"] == "Region"
 
 
-def test_an_unsupported_version_names_the_supported_ones(server, client):
+def test_an_unsupported_version_names_the_supported_ones(everything_server, client):
     h = modern_headers("server/discover", **{"mcp-protocol-version": "v999.0.0"})
-    r = client.post(server.url, headers=h, json=body(13, "server/discover", meta={
+    r = client.post(everything_server.url, headers=h, json=body(13, "server/discover", meta={
         "io.modelcontextprotocol/protocolVersion": "v999.0.0"}))
     assert r.status_code == 400 and r.json()["id"] == 13
     error = r.json()["error"]
@@ -194,52 +146,52 @@ def test_an_unsupported_version_names_the_supported_ones(server, client):
     assert error["data"]["supported"][0] == V and "2025-11-25" in error["data"]["supported"]
 
 
-def test_a_missing_client_capability_is_minus_32021(server, client):
-    r, msg, _ = call(client, server.url, 14, "tools/call", {"name": "test_missing_capability", "arguments": {}})
+def test_a_missing_client_capability_is_minus_32021(everything_server, client):
+    r, msg, _ = call(client, everything_server.url, 14, "tools/call", {"name": "test_missing_capability", "arguments": {}})
     assert r.status_code == 400 and msg["error"]["code"] == -32021
     assert msg["error"]["data"] == {"requiredCapabilities": {"sampling": {}}}
-    r, msg, _ = call(client, server.url, 15, "tools/call", {"name": "test_missing_capability", "arguments": {}},
+    r, msg, _ = call(client, everything_server.url, 15, "tools/call", {"name": "test_missing_capability", "arguments": {}},
                      meta={"io.modelcontextprotocol/clientCapabilities": {"sampling": {}}})
     assert msg["result"]["content"][0]["text"] == "The client declared sampling."
 
 
 @pytest.mark.parametrize("method", ["initialize", "ping", "logging/setLevel", "resources/subscribe",
                                     "resources/unsubscribe", "no/such/method"])
-def test_removed_and_unknown_methods_are_404(server, client, method):
-    r, msg, _ = call(client, server.url, 16, method, {"uri": "test://static-text"} if "subscribe" in method else {})
+def test_removed_and_unknown_methods_are_404(everything_server, client, method):
+    r, msg, _ = call(client, everything_server.url, 16, method, {"uri": "test://static-text"} if "subscribe" in method else {})
     assert r.status_code == 404 and msg["error"]["code"] == -32601 and msg["id"] == 16
 
 
-def test_get_and_delete_are_405_and_notifications_202(server, client):
+def test_get_and_delete_are_405_and_notifications_202(everything_server, client):
     h = modern_headers("tools/list")
-    assert client.get(server.url, headers={**h, "accept": "text/event-stream"}).status_code == 405
-    r = client.delete(server.url, headers=h)
+    assert client.get(everything_server.url, headers={**h, "accept": "text/event-stream"}).status_code == 405
+    r = client.delete(everything_server.url, headers=h)
     assert r.status_code == 405 and r.headers["allow"] == "POST"
     note = {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1, "_meta": META}}
-    assert client.post(server.url, headers=modern_headers("notifications/cancelled"), json=note).status_code == 202
+    assert client.post(everything_server.url, headers=modern_headers("notifications/cancelled"), json=note).status_code == 202
 
 
-def test_a_resource_not_found_is_invalid_params_with_its_uri(server, client):
-    r, msg, _ = call(client, server.url, 17, "resources/read", {"uri": "test://nope"})
+def test_a_resource_not_found_is_invalid_params_with_its_uri(everything_server, client):
+    r, msg, _ = call(client, everything_server.url, 17, "resources/read", {"uri": "test://nope"})
     assert r.status_code == 400 and msg["error"]["code"] == -32602 and msg["error"]["data"] == {"uri": "test://nope"}
 
 
-def test_logs_follow_the_level_each_request_names(server, client):
-    _, msg, notes = call(client, server.url, 18, "tools/call", {"name": "test_logging_tool", "arguments": {}})
+def test_logs_follow_the_level_each_request_names(everything_server, client):
+    _, msg, notes = call(client, everything_server.url, 18, "tools/call", {"name": "test_logging_tool", "arguments": {}})
     assert notes == [] and msg["result"]["content"][0]["text"] == "Logging tool finished"
-    _, msg, notes = call(client, server.url, 19, "tools/call", {"name": "test_logging_tool", "arguments": {}},
+    _, msg, notes = call(client, everything_server.url, 19, "tools/call", {"name": "test_logging_tool", "arguments": {}},
                          meta={"io.modelcontextprotocol/logLevel": "warning"})
     assert [n["params"]["level"] for n in notes] == ["warning"]
-    _, msg, notes = call(client, server.url, 20, "tools/call", {"name": "test_logging_tool", "arguments": {}},
+    _, msg, notes = call(client, everything_server.url, 20, "tools/call", {"name": "test_logging_tool", "arguments": {}},
                          meta={"io.modelcontextprotocol/logLevel": "debug"})
     assert [n["params"]["level"] for n in notes] == ["info", "warning"]
-    r, msg, _ = call(client, server.url, 21, "tools/call", {"name": "test_logging_tool", "arguments": {}},
+    r, msg, _ = call(client, everything_server.url, 21, "tools/call", {"name": "test_logging_tool", "arguments": {}},
                      meta={"io.modelcontextprotocol/logLevel": "loud"})
     assert r.status_code == 400 and msg["error"]["code"] == -32602
 
 
-def test_progress_streams_without_event_ids_and_with_proxy_headers(server, client):
-    r, msg, notes = call(client, server.url, 22, "tools/call", {"name": "test_tool_with_progress", "arguments": {}},
+def test_progress_streams_without_event_ids_and_with_proxy_headers(everything_server, client):
+    r, msg, notes = call(client, everything_server.url, 22, "tools/call", {"name": "test_tool_with_progress", "arguments": {}},
                          meta={"progressToken": "p-1"})
     assert r.headers["content-type"] == "text/event-stream" and r.headers["x-accel-buffering"] == "no"
     assert "\nid:" not in "\n" + r.text and not r.text.startswith("id:")  # not resumable in this era
@@ -263,35 +215,35 @@ def ask_name(client, url, rid, responses=None, state=None, arguments=None):
 ALICE = {"user_name": {"action": "accept", "content": {"name": "Alice"}}}
 
 
-def test_an_elicitation_becomes_an_input_required_round_trip(server, client):
-    first = ask_name(client, server.url, 30)["result"]
+def test_an_elicitation_becomes_an_input_required_round_trip(everything_server, client):
+    first = ask_name(client, everything_server.url, 30)["result"]
     assert first["resultType"] == "input_required"
     question = first["inputRequests"]["user_name"]
     assert question["method"] == "elicitation/create" and question["params"]["message"] == "What is your name?"
     assert isinstance(first["requestState"], str)
-    done = ask_name(client, server.url, 31, ALICE, first["requestState"])["result"]
+    done = ask_name(client, everything_server.url, 31, ALICE, first["requestState"])["result"]
     assert done["resultType"] == "complete" and done["content"][0]["text"] == "Hello, Alice!"
-    again = ask_name(client, server.url, 32, {"user_name": 12345})["result"]
+    again = ask_name(client, everything_server.url, 32, {"user_name": 12345})["result"]
     assert again["resultType"] == "input_required"  # a malformed answer is asked again
-    error = ask_name(client, server.url, 33, "not an object")["error"]
+    error = ask_name(client, everything_server.url, 33, "not an object")["error"]
     assert error["code"] == -32602
 
 
-def test_request_state_is_unforgeable_and_bound_to_its_request(server, client):
-    state = ask_name(client, server.url, 34)["result"]["requestState"]
+def test_request_state_is_unforgeable_and_bound_to_its_request(everything_server, client):
+    state = ask_name(client, everything_server.url, 34)["result"]["requestState"]
     body_part, mac = state.split(".")
     for bad in (state + "-TAMPERED", body_part + "." + mac[::-1], "x.y", "garbage"):
-        assert ask_name(client, server.url, 35, ALICE, bad)["error"]["code"] == -32602
-    moved = ask_name(client, server.url, 36, ALICE, state, arguments={"extra": 1})  # other arguments
+        assert ask_name(client, everything_server.url, 35, ALICE, bad)["error"]["code"] == -32602
+    moved = ask_name(client, everything_server.url, 36, ALICE, state, arguments={"extra": 1})  # other arguments
     assert moved["error"]["code"] == -32602 and "another request" in moved["error"]["message"]
 
 
-def test_a_multi_round_state_accumulates_answers(server, client):
+def test_a_multi_round_state_accumulates_answers(everything_server, client):
     def go(rid, responses=None, state=None):
         params = {"name": "test_input_required_result_multi_round", "arguments": {}}
         if responses:
             params.update(inputResponses=responses, requestState=state)
-        return call(client, server.url, rid, "tools/call", params,
+        return call(client, everything_server.url, rid, "tools/call", params,
                     meta={"io.modelcontextprotocol/clientCapabilities": {"elicitation": {}}})[1]["result"]
 
     r1 = go(40)
@@ -302,10 +254,10 @@ def test_a_multi_round_state_accumulates_answers(server, client):
     assert r3["content"][0]["text"] == "Ann likes teal"
 
 
-def test_questions_asked_together_come_together(server, client):
+def test_questions_asked_together_come_together(everything_server, client):
     caps = {"elicitation": {}, "sampling": {}, "roots": {}}
     params = {"name": "test_input_required_result_multiple_inputs", "arguments": {}}
-    result = call(client, server.url, 43, "tools/call", params,
+    result = call(client, everything_server.url, 43, "tools/call", params,
                   meta={"io.modelcontextprotocol/clientCapabilities": caps})[1]["result"]
     assert set(result["inputRequests"]) == {"user_name", "greeting", "client_roots"}
 
@@ -342,16 +294,16 @@ def test_expired_request_state_is_refused():
 # -- the same app in both eras ------------------------------------------------------------------
 
 
-def test_one_app_serves_both_eras_on_one_endpoint(server, client):
-    sid = initialize(client, server.url)
-    r = client.post(server.url, headers=session_headers(sid), json={
+def test_one_app_serves_both_eras_on_one_endpoint(everything_server, client):
+    sid = initialize(client, everything_server.url)
+    r = client.post(everything_server.url, headers=session_headers(sid), json={
         "jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "test_simple_text"}})
     session_result = [e.message for e in events(r.text.splitlines()) if e.message][-1]["result"]
-    modern_result = call(client, server.url, 2, "tools/call", {"name": "test_simple_text"})[1]["result"]
+    modern_result = call(client, everything_server.url, 2, "tools/call", {"name": "test_simple_text"})[1]["result"]
     assert session_result["content"] == modern_result["content"]
     assert "resultType" not in session_result  # each era gets its own shape
-    modern_error = call(client, server.url, 3, "resources/read", {"uri": "test://nope"})[1]["error"]
-    r = client.post(server.url, headers=session_headers(sid), json={
+    modern_error = call(client, everything_server.url, 3, "resources/read", {"uri": "test://nope"})[1]["error"]
+    r = client.post(everything_server.url, headers=session_headers(sid), json={
         "jsonrpc": "2.0", "id": 4, "method": "resources/read", "params": {"uri": "test://nope"}})
     session_error = [e.message for e in events(r.text.splitlines()) if e.message][-1]["error"]
     assert (modern_error["code"], session_error["code"]) == (-32602, -32002)
@@ -360,15 +312,9 @@ def test_one_app_serves_both_eras_on_one_endpoint(server, client):
 # -- listen streams ------------------------------------------------------------------------------
 
 
-def listen(client, url, rid, notifications: dict):
-    req = client.build_request("POST", url, headers=modern_headers("subscriptions/listen"),
-                               json=body(rid, "subscriptions/listen", {"notifications": notifications}))
-    return client.send(req, stream=True)
-
-
-def test_listen_acknowledges_then_delivers_tagged_filtered_notifications(server, client):
-    tools = listen(client, server.url, 60, {"toolsListChanged": True})
-    prompts = listen(client, server.url, "p-61", {"promptsListChanged": True, "bogus": True})
+def test_listen_acknowledges_then_delivers_tagged_filtered_notifications(everything_server, client):
+    tools = listen(client, everything_server.url, 60, {"toolsListChanged": True})
+    prompts = listen(client, everything_server.url, "p-61", {"promptsListChanged": True, "bogus": True})
     try:
         t_events, p_events = events(tools.iter_lines()), events(prompts.iter_lines())
         ack = next(t_events).message
@@ -377,8 +323,8 @@ def test_listen_acknowledges_then_delivers_tagged_filtered_notifications(server,
                                  "notifications": {"toolsListChanged": True}}
         assert next(p_events).message["params"]["notifications"] == {"promptsListChanged": True}
         with httpx.Client(timeout=10) as other:
-            call(other, server.url, 62, "tools/call", {"name": "test_trigger_tool_change", "arguments": {}})
-            call(other, server.url, 63, "tools/call", {"name": "test_trigger_prompt_change", "arguments": {}})
+            call(other, everything_server.url, 62, "tools/call", {"name": "test_trigger_tool_change", "arguments": {}})
+            call(other, everything_server.url, 63, "tools/call", {"name": "test_trigger_prompt_change", "arguments": {}})
         changed = next(t_events).message
         assert changed == {"jsonrpc": "2.0", "method": "notifications/tools/list_changed",
                            "params": {"_meta": {"io.modelcontextprotocol/subscriptionId": 60}}}
@@ -388,8 +334,8 @@ def test_listen_acknowledges_then_delivers_tagged_filtered_notifications(server,
         prompts.close()
 
 
-def test_listen_with_a_malformed_filter_is_invalid_params(server, client):
-    r, msg, _ = call(client, server.url, 64, "subscriptions/listen", {"notifications": {"toolsListChanged": "yes"}})
+def test_listen_with_a_malformed_filter_is_invalid_params(everything_server, client):
+    r, msg, _ = call(client, everything_server.url, 64, "subscriptions/listen", {"notifications": {"toolsListChanged": "yes"}})
     assert r.status_code == 400 and msg["error"]["code"] == -32602
 
 

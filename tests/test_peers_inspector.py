@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NODE_MODULES
+from conftest import DEMO_TOOLS, NODE_MODULES
 
 pytestmark = pytest.mark.peers
 
@@ -78,7 +78,7 @@ def inspect(node: str, server, *method_args: str) -> dict:
 def test_inspector_cli_sse_tools_list(node, demo_server):
     result = inspect(node, demo_server, "--method", "tools/list")
     by_name = {t["name"]: t for t in result["tools"]}
-    assert sorted(by_name) == ["add", "add_note", "ask_llm", "confirm", "echo", "long_task", "show_roots", "slow_sum"]
+    assert sorted(by_name) == DEMO_TOOLS
     assert by_name["echo"] == {
         "name": "echo",
         "description": "Return the text unchanged (the benchmark's tool).",

@@ -24,6 +24,8 @@ from typing import Any, Callable
 
 import pytest
 
+from conftest import DEMO_TOOLS
+
 pytestmark = pytest.mark.peers
 
 MCP_REMOTE = Path(__file__).resolve().parent.parent / "node_modules" / "mcp-remote" / "dist" / "proxy.js"
@@ -178,7 +180,7 @@ def proxy_core_session(peer: StdioPeer, protocol_version: str) -> None:
     tools, before = peer.request(2, "tools/list", {})
     assert before == []
     by_name = {t["name"]: t for t in tools["result"]["tools"]}
-    assert sorted(by_name) == ["add", "add_note", "ask_llm", "confirm", "echo", "long_task", "show_roots", "slow_sum"]
+    assert sorted(by_name) == DEMO_TOOLS
     assert by_name["echo"]["inputSchema"] == {
         "type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conftest import DEMO_TOOLS
 from sse_client import events, headers, initialize
 
 pytestmark = pytest.mark.peers
@@ -65,7 +66,7 @@ def check_demo_session(seen: dict) -> None:
     assert caps["tools"] == {"listChanged": True}
 
     # -- tools -----------------------------------------------------------------------
-    assert seen["tools"] == ["add", "add_note", "ask_llm", "confirm", "echo", "long_task", "show_roots", "slow_sum"]
+    assert seen["tools"] == DEMO_TOOLS
     assert seen["echo"] == "hello from ts"
 
     # progress: one notification per step, in order, with total and message, before the result
@@ -234,6 +235,9 @@ EVERYTHING_TOOLS = sorted([
     "test_input_required_result_list_roots", "test_input_required_result_request_state",
     "test_input_required_result_multiple_inputs", "test_input_required_result_multi_round",
     "test_input_required_result_tampered_state", "test_input_required_result_capabilities", "test_header_param",
+    # the Tasks fixtures
+    "greet", "slow_compute", "failing_job", "protocol_error_job", "confirm_delete", "multi_input",
+    "test_tool_with_task",
 ])
 
 
@@ -313,3 +317,39 @@ def test_typescript_client_2x_in_2026_mode(node, everything_server, mode):
     assert seen["prompt"] == "Use this context: "  # the prompt's elicitation, answered (no 'context' given)
     assert seen["asked"] == ["What is your name?", "What is the capital of France?",
                              "What context should the prompt use?"]
+
+
+# -- tasks on the 2025-11-25 wire (client.experimental.tasks) ---------------------------------------
+
+TASKS_DRIVER = Path(__file__).resolve().parent / "peers" / "ts_tasks.mjs"
+
+
+def run_tasks_driver(node: str, url: str) -> dict:
+    proc = subprocess.run([node, str(TASKS_DRIVER), url], capture_output=True, text=True, timeout=90,
+                          cwd=TASKS_DRIVER.parent)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def check_tasks_run(seen: dict) -> None:
+    """What the SDK saw of the everything app's task tools (the same locally and on Workers)."""
+    assert seen["capabilities"]["tasks"] == {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
+    assert seen["taskSupport"]["slow_compute"] == "optional" and seen["taskSupport"]["confirm_delete"] == "required"
+    runs = seen["runs"]
+    slow = runs["slow_compute"]
+    assert slow["types"][0] == "taskCreated" and slow["types"][-1] == "result" and slow["statuses"][-1] == "completed"
+    assert slow["result"]["content"][0]["text"] == 'Computation "ts" completed after 1 seconds. Result: 42.'
+    assert slow["result"]["_meta"]["io.modelcontextprotocol/related-task"] == {"taskId": slow["taskId"]}
+    confirm = runs["confirm_delete"]
+    assert confirm["result"]["content"][0]["text"] == "deleted 'a.txt'"  # the elicitation inside, answered
+    assert seen["elicitations"] == [{"message": "Delete 'a.txt'?", "relatedTask": confirm["taskId"]}]
+    for name in ("failing_job", "protocol_error_job"):  # 2025-11-25: a tool error ends 'failed' too
+        assert runs[name]["statuses"][-1] == "failed" and runs[name]["types"][-1] == "error", runs[name]
+    assert seen["cancel"] == {"status": "cancelled", "get": "cancelled"}
+    listed = {t["taskId"]: t["status"] for t in seen["listed"]}
+    assert len(listed) == 5 and listed[slow["taskId"]] == "completed" and listed[confirm["taskId"]] == "completed"
+    assert seen["statusNotifications"] >= 3  # notifications/tasks/status on the GET stream
+
+
+def test_typescript_sdk_runs_2025_tasks(node, everything_server):
+    check_tasks_run(run_tasks_driver(node, everything_server.url))

@@ -149,14 +149,15 @@ def worker_everything():
 
 
 ALPHA = NODE_MODULES / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
-SUITES = {"0.2.0-alpha.12 2026-07-28": (ALPHA, ["--spec-version", "2026-07-28"], 40),
+SUITES = {"0.2.0-alpha.12 all": (ALPHA, [], 65),
+          "0.2.0-alpha.12 2026-07-28": (ALPHA, ["--spec-version", "2026-07-28"], 40),
           "0.2.0-alpha.12 2025-11-25": (ALPHA, ["--spec-version", "2025-11-25"], 33),
           "0.1.16": (NODE_MODULES / "conformance-0116" / "dist" / "index.js", [], 32)}
 
 
 @pytest.mark.parametrize("suite", list(SUITES))
 def test_conformance_under_workerd(worker_everything, node, suite, tmp_path):
-    """All three runs against one Worker: both eras on one endpoint, as locally."""
+    """All four runs against one Worker: both eras on one endpoint, as locally."""
     script, extra, expected = SUITES[suite]
     results = tmp_path / "results"
     url = worker_everything.url.replace("127.0.0.1", "localhost")
@@ -388,3 +389,41 @@ def test_python_sdk_2026_client_under_workerd(worker_everything):
         return "not heard"
 
     assert anyio.run(body) == "heard"
+
+
+# -- tasks: a Durable Object each --------------------------------------------------------------------
+
+
+def test_typescript_sdk_runs_2025_tasks_under_workerd(worker_everything, node):
+    """The task's object and its session's object talk: progress and status notifications
+    go to the session's streams, and the elicitation inside the task reaches the client."""
+    from test_peers_ts import check_tasks_run, run_tasks_driver
+
+    check_tasks_run(run_tasks_driver(node, worker_everything.url))
+
+
+def test_tasks_outlive_their_requests_and_a_restart_under_workerd():
+    from modern_client import listen
+    from test_tasks import TASKS, RestartCase, session_call, start_task
+
+    server = _start("engine.demo:app")
+    try:
+        with httpx.Client(timeout=30) as c:
+            url = server.url
+            followed = start_task(c, url, "long_task", {"steps": 6, "interval_s": 0.5})
+            stream = listen(c, url, "follow", {"taskIds": [followed["taskId"]]}, TASKS)
+            try:  # the task runs on for seconds after its request, and the hub hears of it
+                lines = events(stream.iter_lines())
+                assert next(lines).message["method"] == "notifications/subscriptions/acknowledged"
+                while (note := next(lines).message)["params"]["status"] != "completed":
+                    assert note["method"] == "notifications/tasks"
+                assert "finished 6 steps" in note["params"]["result"]["content"][0]["text"]
+            finally:
+                stream.close()
+            case = RestartCase(c, url, followed["taskId"], "finished 6 steps")
+            server.restart()
+            case.check(c, url)
+            forged = session_call(c, url, case.sid, 3, "tasks/get", {"taskId": case.old[:-3] + "AAA"})["error"]
+            assert forged["code"] == -32602  # a forged id is unknown, without any object addressed
+    finally:
+        server.stop()
