@@ -50,7 +50,7 @@ import msgspec
 from msgspec import UNSET
 
 from ..app.context import ClientError, Context
-from ..app.dispatch import METHODS, str_param
+from ..app.dispatch import str_param
 from ..protocol import jsonrpc, router, spec, sse
 from ..protocol.eventlog import GET_STREAM, BadEventId, EventLog, Stream, StreamLimits
 from ..protocol.http import HttpConfig, HttpError, legacy_session_mismatch
@@ -357,7 +357,7 @@ class SessionActor:
 
     def _start(self, ctx: Context, method: str) -> bytes | None:
         """Run the handler; the response bytes if it finished inline, else None (a task runs)."""
-        handler = SESSION_METHODS.get(method) or METHODS.get(method)
+        handler = SESSION_METHODS.get(method) or self.app.methods.get(method)
         rid = ctx.request_id
         if handler is None:
             return jsonrpc.error(rid, spec.METHOD_NOT_FOUND, f"Method not found: {jsonrpc.shown(method)}")
@@ -661,20 +661,27 @@ def _initialize(ctx: Context) -> dict:
     return result
 
 
-def _set_level(ctx: Context) -> dict:
+def _and_the_apps(ctx: Context, method: str) -> Any:
+    """After the session's own part: the app's handler for the method too, if it has one
+    (an SDK server's own resources/subscribe, say); its answer is the answer."""
+    handler = ctx.app.methods.get(method)
+    return handler(ctx) if handler is not None else {}
+
+
+def _set_level(ctx: Context) -> Any:
     ctx.host.session.set_log_level(ctx.params.get("level"))  # type: ignore[attr-defined]
-    return {}
+    return _and_the_apps(ctx, "logging/setLevel")
 
 
-def _subscribe(ctx: Context) -> dict:
+def _subscribe(ctx: Context) -> Any:
     actor: SessionActor = ctx.host  # type: ignore[assignment]
     actor.session.subscribe(str_param(ctx, "uri"), actor.lifetimes.max_subscriptions)
-    return {}
+    return _and_the_apps(ctx, "resources/subscribe")
 
 
-def _unsubscribe(ctx: Context) -> dict:
+def _unsubscribe(ctx: Context) -> Any:
     ctx.host.session.unsubscribe(str_param(ctx, "uri"))  # type: ignore[attr-defined]
-    return {}
+    return _and_the_apps(ctx, "resources/unsubscribe")
 
 
 SESSION_METHODS: dict[str, Callable[[Context], Any]] = {

@@ -16,7 +16,6 @@ from typing import Any, Protocol
 from msgspec import UNSET
 
 from ..app.context import Context
-from ..app.dispatch import METHODS
 from ..protocol import spec, tasks
 from ..protocol.jsonrpc import ProtocolError
 from ..protocol.storage import StoreUnavailable
@@ -66,19 +65,19 @@ def call_tool(ctx: Context) -> Any:
     Without tasks involved it is the app's own ``tools/call`` (answered inline when it can)."""
     params = ctx.params
     if "task" not in params and not ctx.app.task_tools:
-        return METHODS["tools/call"](ctx)
+        return ctx.app.methods["tools/call"](ctx)
     name = params.get("name")
     tool = ctx.app.tools.get(name) if isinstance(name, str) else None
     wants_task = isinstance(params.get("task"), dict)
     if tool is None or tool.task == tasks.FORBIDDEN:
         if wants_task and tool is not None:
             raise ProtocolError(spec.METHOD_NOT_FOUND, f"Tool {name!r} does not run as a task (taskSupport: forbidden)")
-        return METHODS["tools/call"](ctx)
+        return ctx.app.methods["tools/call"](ctx)
     if not wants_task:
         if tool.task == tasks.REQUIRED:
             raise ProtocolError(spec.METHOD_NOT_FOUND,
                                 f"Tool {name!r} must run as a task (taskSupport: required); send params.task")
-        return METHODS["tools/call"](ctx)
+        return ctx.app.methods["tools/call"](ctx)
     return _create(ctx, tool)
 
 

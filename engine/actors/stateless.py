@@ -28,7 +28,6 @@ from typing import Any, Callable
 from msgspec import UNSET
 
 from ..app.context import CapabilityError, Context
-from ..app.dispatch import METHODS
 from ..protocol import jsonrpc, modern, request_state, spec, sse, tasks
 from ..protocol.jsonrpc import Message, ProtocolError
 from ..protocol.modern import Meta
@@ -73,10 +72,9 @@ def _task_method(ctx: Context) -> Any:  # pragma: no cover - StatelessRequest._t
     raise ProtocolError(spec.METHOD_NOT_FOUND, "tasks are not served here")
 
 
-#: The stateless era's methods: the app's, less those it removed, plus discovery.
-MODERN_METHODS: dict[str, Callable[[Context], Any]] = {
-    **{m: h for m, h in METHODS.items() if m not in modern.REMOVED}, spec.DISCOVER: _discover,
-    **{m: _task_method for m in TASK_METHODS}}
+#: The stateless era's own methods; the rest are the app's (less those the era removed).
+MODERN_METHODS: dict[str, Callable[[Context], Any]] = {spec.DISCOVER: _discover,
+                                                       **{m: _task_method for m in TASK_METHODS}}
 
 
 class _StartTask(BaseException):
@@ -218,7 +216,7 @@ class StatelessRequest:
         else an SSE stream of what it says, ending with its response."""
         msg = self.msg
         method: str = msg.method  # type: ignore[assignment]
-        handler = MODERN_METHODS.get(method)
+        handler = MODERN_METHODS.get(method) or (None if method in modern.REMOVED else self.app.methods.get(method))
         if handler is None:
             raise modern.method_not_found(method, msg)
         self.server_info = self.app.server_info()

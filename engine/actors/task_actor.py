@@ -34,7 +34,6 @@ from typing import Any, Callable, Protocol
 from msgspec import UNSET
 
 from ..app.context import Context
-from ..app.dispatch import METHODS
 from ..protocol import jsonrpc, modern, spec, tasks
 from ..protocol.jsonrpc import ProtocolError
 from ..protocol.storage import Storage
@@ -207,7 +206,7 @@ class TaskActor:
         record = self.record
         try:
             try:
-                result = METHODS["tools/call"](ctx)
+                result = self.app.methods["tools/call"](ctx)
                 if hasattr(result, "__await__"):
                     result = await result
             except ProtocolError as exc:

@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import inspect
 import re
-import sys
 from typing import Any, Callable
 
 from ..protocol import mcp_headers
 from ..protocol.tasks import EXTENSION as TASKS_EXTENSION
 from . import content, schema
 from .context import Context
+from .dispatch import METHODS, THREADS, Handler
 from .schema import Signature
 
 
-#: Whether this runtime can run a ``thread=True`` tool. Pyodide (Cloudflare's Python
-#: Workers) has no threads: there such tools are left out of ``tools/list`` and a call gets
-#: an error saying why.
-THREADS = sys.platform != "emscripten"
 SKILLS_EXTENSION = "io.modelcontextprotocol/skills"
 
 
@@ -125,6 +121,9 @@ class App:
         #: Skills' folders (``resources/directory/read``): URI -> direct children.
         self.folders: dict[str, list[dict]] = {}
         self.startup: list[Callable] = []
+        #: How each method is answered (``tools/call`` -> handler(ctx)): the engine's own
+        #: table for an App; an SDK server's app forwards to the SDK (``engine.app.sdk``).
+        self.methods: dict[str, Handler] = METHODS
         self._listeners: list[Callable[[str, dict | None, str | None], None]] = []
         self._cache: dict[str, dict] = {}
 

@@ -16,6 +16,7 @@ import base64
 import functools
 import inspect
 import logging
+import sys
 from typing import Any, Awaitable, Callable
 
 import msgspec
@@ -23,12 +24,17 @@ import msgspec
 from ..protocol import spec
 from ..protocol.jsonrpc import ProtocolError, shown
 from . import content
-from .application import THREADS
 from .context import CapabilityError, Context
 
 log = logging.getLogger("engine")
 
 Handler = Callable[[Context], Any]
+
+
+#: Whether this runtime can run a ``thread=True`` tool. Pyodide (Cloudflare's Python
+#: Workers) has no threads: there such tools are left out of ``tools/list`` and a call gets
+#: an error saying why.
+THREADS = sys.platform != "emscripten"
 
 
 def str_param(ctx: Context, key: str) -> str:
