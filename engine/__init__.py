@@ -18,12 +18,14 @@ from .app.application import App
 from .app.content import Audio, Image, PromptMessage, Resource, ResourceLink, ToolResult
 from .app.context import CapabilityError, ClientError, Context, Elicited, Sampled
 from .app.schema import header
+from .app.sdk import from_sdk
 from .protocol.http import HttpConfig
 from .protocol.jsonrpc import ProtocolError
 
 __all__ = [
     "App", "Audio", "CapabilityError", "ClientError", "Context", "Elicited", "HttpConfig", "Image",
-    "PromptMessage", "ProtocolError", "Resource", "ResourceLink", "Sampled", "ToolResult", "asgi_app", "header",
+    "PromptMessage", "ProtocolError", "Resource", "ResourceLink", "Sampled", "ToolResult", "asgi_app", "from_sdk",
+    "header",
 ]
 
 

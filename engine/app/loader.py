@@ -10,6 +10,7 @@ import importlib
 import os
 import sys
 
+from . import sdk
 from .application import App
 
 
@@ -18,7 +19,8 @@ class AppLoadError(ValueError):
 
 
 def load_app(spec: str, add_cwd: bool = True) -> App:
-    """``module:attribute`` -> the App it names (``module`` alone means ``module:app``).
+    """``module:attribute`` -> the App it names (``module`` alone means ``module:app``), or
+    the App that serves the official SDK server it names.
 
     ``add_cwd``: let the current folder's modules be found, as ``python -m`` users expect
     (the Worker has no working folder worth adding).
@@ -33,6 +35,9 @@ def load_app(spec: str, add_cwd: bool = True) -> App:
     except ImportError as exc:
         raise AppLoadError(f"cannot import {module_name!r}: {exc}") from None
     app = getattr(module, attr or "app", None)
-    if not isinstance(app, App):
-        raise AppLoadError(f"{spec!r} is not an engine.App (got {type(app).__name__})")
-    return app
+    if isinstance(app, App):
+        return app
+    if sdk.kind(app) is not None:  # an official SDK server: served through engine.app.sdk
+        return sdk.from_sdk(app)
+    raise AppLoadError(f"{spec!r} is not an engine.App or an MCP SDK server (MCPServer, FastMCP); "
+                       f"got {type(app).__name__}")
