@@ -1,0 +1,5 @@
+"""A shim (see pyodide_shims/README.md)."""
+
+
+class InvalidTag(Exception):
+    pass
