@@ -236,8 +236,20 @@ def tasks(plan: Plan) -> None:
     plan.add("i", "python SDK 2.3.0", "tasks created/s", None, "", "not run: the SDK serves no tasks")
 
 
+def sdk_app(plan: Plan) -> None:
+    say("(j) one app written with the official SDK (bench/peers/sdk_server.py): tools/call echo served by "
+        "the SDK itself and by the engine, 16 connections")
+    sdk_app_spec = "bench.peers.sdk_server:server"
+    _throughput(plan, "j", "SSE: python SDK 2.3.0 serving it", lambda: servers.python_sdk(), sse=True)
+    _throughput(plan, "j", "SSE: mcp-actors serving it", lambda: servers.engine(store="sqlite", app=sdk_app_spec),
+                sse=True)
+    _throughput(plan, "j", "JSON: python SDK 2.3.0 serving it", lambda: servers.python_sdk("--json"), sse=False)
+    _throughput(plan, "j", "JSON: mcp-actors serving it",
+                lambda: servers.engine("--json-response", store="sqlite", app=sdk_app_spec), sse=False)
+
+
 SCENARIOS = {"a": tools_call_sse, "b": tools_call_json, "c": handshakes, "d": memory, "e": replay, "f": concurrency,
-             "g": hostile_clients, "h": modern_tools_call, "i": tasks}
+             "g": hostile_clients, "h": modern_tools_call, "i": tasks, "j": sdk_app}
 
 
 def targets(plan: Plan) -> list[dict]:

@@ -89,11 +89,12 @@ class Server:
         self.stop()
 
 
-def engine(*extra: str, store: str = "memory") -> Server:
+def engine(*extra: str, store: str = "memory", app: str = "bench.apps:app") -> Server:
+    """``app``: what to serve (an engine App, or an SDK server: ``bench.peers.sdk_server:server``)."""
     port = free_port()
     if store == "sqlite":
         store = f"sqlite:{tempfile.mkdtemp(prefix='mcp-actors-bench-')}/state.db"
-    cmd = [sys.executable, "-m", "engine", "serve", "bench.apps:app", "--port", str(port), "--store", store,
+    cmd = [sys.executable, "-m", "engine", "serve", app, "--port", str(port), "--store", store,
            "--log-level", "error", *extra]
     server = Server(f"mcp-actors ({store.split(':')[0]})", cmd, port)
     server.store_path = store.split(":", 1)[1] if store.startswith("sqlite:") else None

@@ -53,10 +53,11 @@ def free_port() -> int:
 class Server:
     """A running ``python -m engine serve`` subprocess."""
 
-    def __init__(self, app: str | None, *extra: str, port: int | None = None):
+    def __init__(self, app: str | None, *extra: str, port: int | None = None, python: str | None = None):
+        """``python``: the interpreter to serve with (default: this one)."""
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
-        cmd = [sys.executable, "-m", "engine", "serve"]
+        cmd = [python or sys.executable, "-m", "engine", "serve"]
         if app:
             cmd.append(app)
         cmd += ["--port", str(self.port), *extra]
@@ -130,6 +131,38 @@ def pytest_configure(config) -> None:
     there they run once, with timing disabled (speed is judged by `python -m bench`)."""
     if os.environ.get("CI") and hasattr(config.option, "benchmark_disable"):
         config.option.benchmark_disable = True
+
+
+#: The latest mcp 1.x: SDK apps are served with it too, from a venv of its own beside the engine.
+MCP1 = "mcp==1.30.0"
+MCP1_VENV = ROOT / ".cache" / "venv-mcp1"
+
+
+def sdk_python(major: int) -> str:
+    """The interpreter that serves an SDK app of mcp ``major``: this one for 2.x (the
+    project's own ``mcp``), for 1.x a venv with ``MCP1`` and the engine, made on first use
+    (needs PyPI once; in CI a failure to make it fails the test, elsewhere it skips)."""
+    if major == 2:
+        return sys.executable
+    python = MCP1_VENV / "bin" / "python"
+    ready = MCP1_VENV / "ready"
+    if not ready.exists() or ready.read_text() != MCP1:
+        import fcntl
+
+        MCP1_VENV.parent.mkdir(exist_ok=True)
+        with open(MCP1_VENV.parent / "venv-mcp1.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not ready.exists() or ready.read_text() != MCP1:
+                made = subprocess.run(f'"{sys.executable}" -m venv "{MCP1_VENV}" && "{python}" -m pip install -q '
+                                      f'-e "{ROOT}" "{MCP1}"', shell=True, capture_output=True, text=True,
+                                      timeout=900)
+                if made.returncode != 0:
+                    message = f"cannot make the mcp 1.x venv:\n{made.stdout[-2000:]}\n{made.stderr[-2000:]}"
+                    if os.environ.get("CI"):
+                        pytest.fail(message)
+                    pytest.skip(message)
+                ready.write_text(MCP1)
+    return str(python)
 
 
 def _require_npm_peers() -> None:

@@ -132,8 +132,12 @@ def test_the_protocol_core_does_no_io_and_nothing_imports_mcp():
         names |= {(node.module or "").split(".")[0] for node in ast.walk(tree)
                   if isinstance(node, ast.ImportFrom) and not node.level}
         assert not names & {"asyncio", "anyio", "socket", "sqlite3", "uvicorn"}, path
+    # The engine imports mcp only to serve an app written with it: in the modules that drive
+    # each SDK version, which are imported only then (tests/test_sdk_apps.py checks that).
+    bridges = {ENGINE / "app" / "sdk" / "v1.py", ENGINE / "app" / "sdk" / "v2.py"}
     for path in ENGINE.rglob("*.py"):
-        assert not re.search(r"^\s*(import mcp|from mcp\b)", path.read_text(), re.M), path
+        if path not in bridges:
+            assert not re.search(r"^\s*(import mcp|from mcp\b)", path.read_text(), re.M), path
 
 
 #: Words that only a protocol or HTTP rule would spell: status codes, MCP header names,

@@ -9,9 +9,7 @@ exports are applied first (MINIFLARE_WORKERD_PATH, a Node >= 22 on PATH).
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import subprocess
 import tempfile
 import threading
@@ -24,6 +22,7 @@ import pytest
 from conftest import NODE_MODULES, ROOT, free_port, stop_group
 from engine.actors import storage_contract
 from sse_client import call, events, headers, initialize, long_task_until, resume
+from test_conformance import SUITES, check_suite
 
 OFFLINE_SETUP = ROOT.parent / "shared" / "tools" / "workerd-offline" / "setup"
 SECRET = "test-secret"
@@ -148,29 +147,10 @@ def worker_everything():
 # -- the official conformance suite ------------------------------------------------------------
 
 
-ALPHA = NODE_MODULES / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
-SUITES = {"0.2.0-alpha.12 all": (ALPHA, [], 65),
-          "0.2.0-alpha.12 2026-07-28": (ALPHA, ["--spec-version", "2026-07-28"], 40),
-          "0.2.0-alpha.12 2025-11-25": (ALPHA, ["--spec-version", "2025-11-25"], 33),
-          "0.1.16": (NODE_MODULES / "conformance-0116" / "dist" / "index.js", [], 32)}
-
-
 @pytest.mark.parametrize("suite", list(SUITES))
 def test_conformance_under_workerd(worker_everything, node, suite, tmp_path):
     """All four runs against one Worker: both eras on one endpoint, as locally."""
-    script, extra, expected = SUITES[suite]
-    results = tmp_path / "results"
-    url = worker_everything.url.replace("127.0.0.1", "localhost")
-    proc = subprocess.run([node, str(script), "server", "--url", url, "--suite", "all", *extra, "-o", str(results)],
-                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    summary = proc.stdout[proc.stdout.find("=== SUMMARY ==="):]
-    assert proc.returncode == 0, summary + proc.stderr[-2000:]
-    total = re.search(r"^Total: (\d+) passed, (\d+) failed$", summary, re.M)
-    assert total and int(total.group(2)) == 0, summary
-    assert len(re.findall(r"^✓ ", summary, re.M)) == expected, summary
-    bad = [f"{f.parent.name}: {c['status']} {c['id']}" for f in results.glob("*/checks.json")
-           for c in json.loads(f.read_text()) if c["status"] in ("FAILURE", "WARNING")]
-    assert not bad, bad
+    check_suite(node, worker_everything.url.replace("127.0.0.1", "localhost"), suite, tmp_path)
 
 
 # -- the official Python SDK client ---------------------------------------------------------------
