@@ -18,19 +18,21 @@ from .app.application import App
 from .app.content import Audio, Image, PromptMessage, Resource, ResourceLink, ToolResult
 from .app.context import CapabilityError, ClientError, Context, Elicited, Sampled
 from .app.schema import header
+from .actors.auth import InvalidToken
 from .app.sdk import from_sdk
+from .protocol.auth import Principal
 from .protocol.http import HttpConfig
 from .protocol.jsonrpc import ProtocolError
 
 __all__ = [
-    "App", "Audio", "CapabilityError", "ClientError", "Context", "Elicited", "HttpConfig", "Image",
-    "PromptMessage", "ProtocolError", "Resource", "ResourceLink", "Sampled", "ToolResult", "asgi_app", "from_sdk",
+    "App", "Audio", "CapabilityError", "ClientError", "Context", "Elicited", "HttpConfig", "Image", "InvalidToken",
+    "Principal", "PromptMessage", "ProtocolError", "Resource", "ResourceLink", "Sampled", "ToolResult", "asgi_app", "from_sdk",
     "header",
 ]
 
 
 def asgi_app(app: App, config: HttpConfig | None = None, path: str = "/mcp", backend=None, lifetimes=None,
-             store: str | None = None):
+             store: str | None = None, auth=None, verifier=None):
     """An ASGI application serving ``app`` at ``path`` with in-process session actors.
 
     Sessions are kept in memory unless told otherwise, so they end with the process:
@@ -39,6 +41,11 @@ def asgi_app(app: App, config: HttpConfig | None = None, path: str = "/mcp", bac
     ``engine.actors.session_actor.Lifetimes``. Mounted under a prefix (``root_path``),
     ``path`` is relative to it. Limits below the application (request heads, connection
     counts) are the ASGI server's business here; see ``engine.local.protocols`` for uvicorn.
+
+    ``auth``: an ``engine.actors.settings.AuthSettings`` (issuer, jwks, audience, resource,
+    scopes) makes it an OAuth resource server; ``verifier``: a token verifier of your own
+    (``async verify(token) -> engine.Principal``, raising ``engine.InvalidToken``), with the
+    issuer to advertise in ``auth``.
     """
     import logging
 
@@ -56,4 +63,6 @@ def asgi_app(app: App, config: HttpConfig | None = None, path: str = "/mcp", bac
     settings = Settings(http=config or HttpConfig(), paths=Paths(mcp=path))
     if lifetimes is not None:
         settings.lifetimes = lifetimes
-    return McpAsgi(LocalRuntime(app, settings.http, backend, settings.lifetimes), settings)
+    if auth is not None:
+        settings.auth = auth
+    return McpAsgi(LocalRuntime(app, settings.http, backend, settings.lifetimes), settings, verifier)

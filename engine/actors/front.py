@@ -22,8 +22,11 @@ from __future__ import annotations
 import logging
 from typing import Any, Awaitable, Callable, Mapping, Protocol
 
+import msgspec
+
 from ..app.context import CapabilityError
 from ..protocol import http, modern, router, spec
+from ..protocol.auth import owner_of
 from ..protocol.http import HttpError
 from ..protocol.jsonrpc import Message, ProtocolError
 from ..protocol.router import Route
@@ -31,6 +34,7 @@ from ..protocol.storage import StoreUnavailable
 from . import stateless
 from .connection import Connection, Reply
 from .session_actor import SessionActor
+from .auth import Gate
 from .session_tasks import TaskDirectory
 from .settings import Settings
 
@@ -82,8 +86,9 @@ class ActorHost(Protocol):
         """The actor ended its session (DELETE): drop any reference to it."""
         ...
 
-    def listen(self, msg: Message) -> Reply:
-        """A 2026-07-28 ``subscriptions/listen`` stream, from the host's listen hub."""
+    def listen(self, msg: Message, owner: str = "") -> Reply:
+        """A 2026-07-28 ``subscriptions/listen`` stream, from the host's listen hub; ``owner``:
+        the principal it belongs to (it hears only of that principal's tasks)."""
         ...
 
     @property
@@ -101,16 +106,26 @@ class Writer(Protocol):
     async def close(self) -> None: ...
 
 
+def _base_url(headers: Mapping[str, str]) -> str:
+    """``scheme://host`` a request was addressed to, as far as its headers say (a proxy's
+    ``x-forwarded-proto`` counts; configure ``--auth-resource`` where that is not enough)."""
+    scheme = headers.get("x-forwarded-proto", "http").split(",")[0].strip() or "http"
+    return f"{scheme}://{headers.get('host', 'localhost')}"
+
+
 def _encode(pairs: tuple[tuple[str, str], ...]) -> Headers:
     return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in pairs]
 
 
 class Front:
-    __slots__ = ("settings", "app", "config", "paths", "keepalive", "max_headers", "state_key", "header_paths")
+    __slots__ = ("settings", "app", "config", "paths", "keepalive", "max_headers", "state_key", "header_paths",
+                 "gate")
 
-    def __init__(self, settings: Settings, app: Any = None, state_key: bytes = b""):
+    def __init__(self, settings: Settings, app: Any = None, state_key: bytes = b"", gate: Gate | None = None):
         """``app``: what 2026-07-28 requests are served from, here in the front (they need
-        no actor); ``state_key``: seals their ``requestState`` (the same on every replica)."""
+        no actor); ``state_key``: seals their ``requestState`` (the same on every replica);
+        ``gate``: checks access tokens (None: the server is open)."""
+        self.gate = gate
         self.settings = settings
         self.app = app
         self.config = settings.http
@@ -123,29 +138,54 @@ class Front:
     # -- the request -----------------------------------------------------------------------
 
     async def admit(self, method: str, path: str, query: str, headers: Mapping[str, str],
-                    read_body: Callable[[int], Awaitable[bytes]], root_path: str = ""
+                    read_body: Callable[[int], Awaitable[bytes]], root_path: str = "", base_url: str = ""
                     ) -> tuple[Route, Message | None, bytes] | Response:
         """The HTTP rules: the routed request with its decoded message and raw body, or the
         response that ends it here (an error, or a CORS preflight).
 
         ``read_body(limit)`` reads the whole body; it may stop early with
         :func:`engine.protocol.http.body_too_large` once ``limit`` bytes are exceeded.
+        ``base_url`` (``scheme://host``, as the request was addressed) names the resource
+        when authorization has none configured.
         """
         r: Route | None = None
+        gate = self.gate
         try:
             if len(headers) > self.max_headers:  # the local server refuses sooner; Workers get it here
                 raise http.head_too_large(self.max_headers, self.settings.server.max_head_bytes)
+            if gate is not None and path[len(root_path):] in gate.metadata_paths():
+                return self._metadata(method, base_url or _base_url(headers) + root_path)
             r = router.route(method, path, query, headers, self.paths, self.config, root_path)
             if r.action == router.PREFLIGHT:
                 return Response(204, _encode(r.headers))
+            if gate is not None:
+                base_url = (base_url or _base_url(headers)) + root_path
+                r.principal = await gate.admit(headers, query, base_url)
             if not r.needs_body:
                 return r, None, b""
             body = await read_body(self.config.max_body)
             if len(body) > self.config.max_body:
                 raise http.body_too_large(self.config.max_body)
-            return r, router.admit(r, headers, body, self.header_paths, self.settings.modern), body
+            msg = router.admit(r, headers, body, self.header_paths, self.settings.modern)
+            if gate is not None and msg.method == "tools/call" and isinstance(msg.params, dict):
+                name = msg.params.get("name")
+                tool = self.app.tools.get(name) if isinstance(name, str) and self.app is not None else None
+                if tool is not None and getattr(tool, "scopes", ()):
+                    gate.allow(r.principal, tool.scopes, f"the tool {name!r}", base_url)  # type: ignore[arg-type]
+            return r, msg, body
         except HttpError as exc:
             return self.error(exc, r, headers)
+
+    def _metadata(self, method: str, base_url: str) -> Response:
+        """The Protected Resource Metadata (RFC 9728): public, readable from any page."""
+        cors = (("access-control-allow-origin", "*"), ("access-control-allow-methods", "GET, OPTIONS"))
+        if method == "OPTIONS":
+            return Response(204, _encode(cors + (("access-control-allow-headers", "mcp-protocol-version"),)))
+        if method != "GET":
+            return self.error(http.method_not_allowed(method, "GET, OPTIONS", "the resource metadata"), None, {})
+        body = msgspec.json.encode(self.gate.metadata(base_url))  # type: ignore[union-attr]
+        return Response(200, JSON_HEADERS + [(b"content-length", b"%d" % len(body))]
+                        + _encode(cors + (("cache-control", "public, max-age=3600"),)), body)
 
     async def serve(self, r: Route, msg: Message | None, host: ActorHost) -> Response:
         """Find or create the route's actor, let it serve the request, and shape the reply.
@@ -162,7 +202,7 @@ class Front:
             if actor is None:
                 raise http.session_not_found(r.session_id or "", msg)
             if create:
-                actor.arm(r.transport)
+                actor.arm(r.transport, owner_of(r.principal))
             reply = await actor.serve(r, msg)
         except HttpError as exc:
             if exc.request_id is None:  # raised where the message was not at hand
@@ -188,10 +228,10 @@ class Front:
             if r.action == router.MODERN_ACCEPT:
                 reply = _ACCEPTED
             elif r.action == router.SUBSCRIBE:
-                reply = host.listen(msg)  # type: ignore[union-attr]
+                reply = host.listen(msg, owner_of(r.principal))  # type: ignore[union-attr]
             else:
                 reply = await stateless.serve(self.app, msg, r.meta, self.state_key,  # type: ignore[arg-type]
-                                              self.settings.lifetimes.max_buffer, tasks)
+                                              self.settings.lifetimes.max_buffer, tasks, r.principal)
         except HttpError as exc:
             return self.error(exc, r, None)
         except CapabilityError as exc:
@@ -208,9 +248,9 @@ class Front:
 
     async def handle(self, method: str, path: str, query: str, headers: Mapping[str, str],
                      read_body: Callable[[int], Awaitable[bytes]], host: ActorHost,
-                     root_path: str = "") -> Response:
+                     root_path: str = "", base_url: str = "") -> Response:
         """:meth:`admit` then :meth:`serve`, for a runtime whose actors are at hand."""
-        admitted = await self.admit(method, path, query, headers, read_body, root_path)
+        admitted = await self.admit(method, path, query, headers, read_body, root_path, base_url)
         if isinstance(admitted, Response):
             return admitted
         r, msg, _body = admitted

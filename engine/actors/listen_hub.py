@@ -30,11 +30,13 @@ _BY_METHOD = {method: field for field, method in KINDS.items()}
 
 
 class Listener:
-    __slots__ = ("sub_id", "tag", "fields", "uris", "task_ids", "conn")
+    __slots__ = ("sub_id", "tag", "fields", "uris", "task_ids", "conn", "owner")
 
     def __init__(self, sub_id: Any, fields: tuple[str, ...], uris: tuple[str, ...], conn: Connection,
-                 task_ids: tuple[str, ...] = ()):
+                 task_ids: tuple[str, ...] = (), owner: str = ""):
         self.sub_id = sub_id
+        #: The principal the stream belongs to: it hears only of that principal's tasks.
+        self.owner = owner
         #: The ``_meta`` every notification of this stream carries.
         self.tag = {spec.META_SUBSCRIPTION_ID: sub_id}
         self.fields = fields
@@ -101,12 +103,13 @@ class ListenHub:
         self.by_uri: dict[str, set[Listener]] = {}
         self.by_task: dict[str, set[Listener]] = {}
 
-    def listen(self, msg: Message) -> Reply:
+    def listen(self, msg: Message, owner: str = "") -> Reply:
         """Open a stream for a checked ``subscriptions/listen`` request: its first event is
-        the acknowledgement; the stream then waits for announcements."""
+        the acknowledgement; the stream then waits for announcements. ``owner``: whose it is
+        (``auth.owner_of`` of the request's principal)."""
         params = msg.params if isinstance(msg.params, dict) else {}
         honoured, fields, uris, task_ids = parse_filter(params, self.max_uris)
-        listener = Listener(msg.id, fields, uris, None, task_ids)  # type: ignore[arg-type]
+        listener = Listener(msg.id, fields, uris, None, task_ids, owner)  # type: ignore[arg-type]
         conn = listener.conn = Connection(0, _no_flush, lambda _: self._gone(listener), self.max_buffer)
         self.listeners.add(listener)
         for field in fields:
@@ -147,11 +150,13 @@ class ListenHub:
             sent += 1
         return sent
 
-    def announce_task(self, task_id: str, detailed: dict) -> int:
+    def announce_task(self, task_id: str, detailed: dict, owner: str = "") -> int:
         """A task's new state (``notifications/tasks``: what tasks/get would answer) to the
-        streams following it."""
+        streams following it that belong to the task's owner."""
         sent = 0
         for listener in list(self.by_task.get(task_id, ())):
+            if listener.owner != owner:
+                continue
             body = {**detailed, "_meta": listener.tag}
             listener.conn.push(sse.data(jsonrpc.notification(tasks.STATUS_NOTIFICATION_2026, body)))
             sent += 1

@@ -51,7 +51,8 @@ from msgspec import UNSET
 
 from ..app.context import ClientError, Context
 from ..app.dispatch import str_param
-from ..protocol import jsonrpc, router, spec, sse
+from ..protocol import http, jsonrpc, router, spec, sse
+from ..protocol.auth import Principal, owner_of
 from ..protocol.eventlog import GET_STREAM, BadEventId, EventLog, Stream, StreamLimits
 from ..protocol.http import HttpConfig, HttpError, legacy_session_mismatch
 from ..protocol.jsonrpc import Message, ProtocolError, RequestId
@@ -195,11 +196,13 @@ class SessionActor:
         if due is not None:
             self._set_alarm(due)
 
-    def arm(self, transport: str = spec.TRANSPORT_STREAMABLE) -> None:
-        """A new session: its transport and its expiry alarm (soon, until the handshake
-        completes). The state is written by what comes next in the same tick
-        (``initialize``, or opening the HTTP+SSE stream)."""
+    def arm(self, transport: str = spec.TRANSPORT_STREAMABLE, owner: str = "") -> None:
+        """A new session: its transport, its owner (the principal that opened it, when the
+        server checks tokens) and its expiry alarm (soon, until the handshake completes). The
+        state is written by what comes next in the same tick (``initialize``, or opening the
+        HTTP+SSE stream)."""
         self.session.state.transport = transport
+        self.session.state.owner = owner
         self.session.state.last_seen = self.last_active
         self._set_alarm(self.last_active + min(self.lifetimes.session_ttl, self.lifetimes.handshake_ttl),
                         earlier_only=False)
@@ -252,8 +255,12 @@ class SessionActor:
         every runtime.
         """
         action = route.action
+        if action not in (router.OPEN, router.LEGACY_OPEN) and self.session.state.owner != owner_of(route.principal):
+            # Another principal's session (or a principal's where the server had none): as if
+            # it did not exist, so a leaked id reads no stream and answers no question.
+            raise http.session_not_found(self.session.id, msg)
         if action == router.OPEN:
-            reply = await self.post(msg)  # type: ignore[arg-type]
+            reply = await self.post(msg, route.principal)  # type: ignore[arg-type]
             if not self.session.ready:  # initialize failed: no session comes of it
                 self.end()
                 return reply
@@ -269,27 +276,27 @@ class SessionActor:
         if action == router.END:
             self.end()
             return Reply(204, None)
-        return await self.post(msg)  # type: ignore[arg-type]
+        return await self.post(msg, route.principal)  # type: ignore[arg-type]
 
     # -- input: POST ---------------------------------------------------------------------
 
-    async def post(self, msg: Message) -> Reply:
+    async def post(self, msg: Message, principal: Principal | None = None) -> Reply:
         self.touch()
         kind = jsonrpc.kind(msg)
         if kind == jsonrpc.REQUEST:
-            return await self._request(msg)
+            return await self._request(msg, principal)
         if kind == jsonrpc.NOTIFICATION:
             self._notification(msg)
         else:
             self._response(msg)
         return ACCEPTED
 
-    async def _request(self, msg: Message) -> Reply:
+    async def _request(self, msg: Message, principal: Principal | None = None) -> Reply:
         rid: RequestId = msg.id  # type: ignore[assignment]
         method: str = msg.method  # type: ignore[assignment]
         params = msg.params if msg.params is not UNSET else {}
         if self.session.legacy:
-            return await self._legacy_request(rid, method, params)
+            return await self._legacy_request(rid, method, params, principal)
         sse_reply = not self.config.json_response and method != spec.INITIALIZE
         try:
             self.session.begin(rid, method)
@@ -297,7 +304,7 @@ class SessionActor:
             return await self._immediate(jsonrpc.error(rid, exc.code, exc.message), sse_reply)
         if not sse_reply:
             # JSON replies: messages related to the request can only go on the GET stream.
-            ctx = Context(self, rid, params, self.log.streams[GET_STREAM])
+            ctx = Context(self, rid, params, self.log.streams[GET_STREAM], principal)
             payload = self._start(ctx, method)
             if payload is None:
                 task, _ = self.tasks[rid]
@@ -311,7 +318,7 @@ class SessionActor:
             await self.flush()
             return Reply(200, spec.CONTENT_JSON, payload) if payload else ACCEPTED
         stream = self.log.open(rid)
-        ctx = Context(self, rid, params, stream)
+        ctx = Context(self, rid, params, stream, principal)
         payload = self._start(ctx, method)
         if payload is not None:
             self.session.end(rid)
@@ -326,7 +333,8 @@ class SessionActor:
         await self.flush()
         return Reply(200, spec.CONTENT_SSE, head, conn)
 
-    async def _legacy_request(self, rid: RequestId, method: str, params: dict) -> Reply:
+    async def _legacy_request(self, rid: RequestId, method: str, params: dict,
+                              principal: Principal | None = None) -> Reply:
         """HTTP+SSE: the POST gets 202 and everything, the response too, goes on the stream."""
         stream = self.log.streams[GET_STREAM]
         try:
@@ -334,7 +342,7 @@ class SessionActor:
         except ProtocolError as exc:
             self.emit(stream, jsonrpc.error(rid, exc.code, exc.message))
         else:
-            payload = self._start(Context(self, rid, params, stream), method)
+            payload = self._start(Context(self, rid, params, stream, principal), method)
             if payload is not None:
                 self.session.end(rid)
                 self.emit(stream, payload)

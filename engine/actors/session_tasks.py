@@ -95,7 +95,7 @@ async def _create(ctx: Context, tool: Any) -> dict:
     record = TaskRecord(task_id=directory.new_task_id(), wire=tasks.WIRE_2025, owner=_owner(ctx), tool=name,
                         arguments=arguments if isinstance(arguments, dict) else {},
                         progress_token=meta.get("progressToken"), capabilities=ctx.client_capabilities,
-                        ttl_ms=tasks.ttl_for(params["task"].get("ttl")), rerun=tool.rerun)
+                        ttl_ms=tasks.ttl_for(params["task"].get("ttl")), rerun=tool.rerun, principal=ctx.principal)
     actor.storage.put(f"k/{record.task_id}", b"")  # type: ignore[attr-defined]
     try:
         record = await directory.create_task(record)

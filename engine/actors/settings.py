@@ -42,6 +42,21 @@ class ServerLimits(msgspec.Struct, kw_only=True, frozen=True):
     write_timeout: float = 30.0
 
 
+class AuthSettings(msgspec.Struct, kw_only=True, frozen=True):
+    """Authorization (``--auth-*``): the server as an OAuth 2.1 resource server."""
+
+    #: The authorization server's issuer identifier; empty: no authorization.
+    issuer: str = ""
+    #: Its JWKS URL; empty: found through the issuer's metadata.
+    jwks: str = ""
+    #: The audience tokens must name; empty: the resource.
+    audience: str = ""
+    #: This endpoint's canonical URL; empty: the URL each request was addressed to.
+    resource: str = ""
+    #: Scopes every request needs.
+    scopes: tuple[str, ...] = ()
+
+
 class Settings(msgspec.Struct, kw_only=True):
     """What the front, the actors and the runtimes are configured with."""
 
@@ -58,6 +73,7 @@ class Settings(msgspec.Struct, kw_only=True):
     secret: str = ""
     #: Serve the stateless era (2026-07-28) on the same endpoint as the session era.
     modern: bool = True
+    auth: AuthSettings = AuthSettings()
 
 
 class BadSetting(ValueError):
@@ -112,6 +128,12 @@ def _choice(*names: str) -> Callable[[str], str]:
         return text.lower()
 
     return parse
+
+
+def _url(text: str) -> str:
+    if text and not (text.startswith("https://") or text.startswith("http://")):
+        raise ValueError(f"{text!r} is not an http(s) URL")
+    return text
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -195,6 +217,19 @@ OPTIONS: tuple[Option, ...] = (
            "the server's secret: seals requestState (and signs session ids on Workers); every replica needs the "
            "same; default: made once and kept in the store (or env MCP_ACTORS_SECRET)", "secret",
            metavar="SECRET"),
+    Option("--auth-issuer", "AUTH_ISSUER", _url, "",
+           "require OAuth access tokens from this authorization server (its issuer URL); off when empty",
+           "auth.issuer", metavar="URL"),
+    Option("--auth-jwks", "AUTH_JWKS", _url, "",
+           "the issuer's JWKS URL (default: from the issuer's metadata, RFC 8414 or OpenID discovery)",
+           "auth.jwks", metavar="URL"),
+    Option("--auth-audience", "AUTH_AUDIENCE", str, "", "the audience tokens must name (default: the resource)",
+           "auth.audience", metavar="AUD"),
+    Option("--auth-resource", "AUTH_RESOURCE", _url, "",
+           "this endpoint's canonical URL (default: the URL a request was addressed to; set it behind a proxy "
+           "and on Workers)", "auth.resource", metavar="URL"),
+    Option("--auth-scope", "AUTH_SCOPES", str, (), "a scope every request needs (repeat for more)",
+           "auth.scopes", many=True, metavar="SCOPE"),
     Option("--log-level", None, _choice("critical", "error", "warning", "info", "debug", "trace"), "warning",
            "server log level: debug, info, warning, error or critical", metavar="LEVEL"),
 )
@@ -260,9 +295,9 @@ def shown(option: Option) -> str:
     default = option.default
     if option.switch or isinstance(default, bool):
         return "on" if default else "off"
-    if option.many:
+    if option.flag in ("--allowed-origin", "--allowed-host"):
         return "local names"
-    if default == "":
+    if default == "" or default == ():
         return "none"
     if isinstance(default, float) and default.is_integer():
         return str(int(default))

@@ -30,6 +30,7 @@ from msgspec import UNSET
 from ..app.context import CapabilityError, Context
 from ..protocol import jsonrpc, modern, request_state, spec, sse, tasks
 from ..protocol.jsonrpc import Message, ProtocolError
+from ..protocol.auth import Principal, owner_of
 from ..protocol.modern import Meta
 from ..protocol.tasks import TaskRecord
 from .connection import Connection, Reply
@@ -87,14 +88,18 @@ class StatelessRequest:
     """The host of one 2026-07-28 request's handler (see the module doc)."""
 
     __slots__ = ("app", "msg", "meta", "key", "max_buffer", "conn", "answers", "asked", "asked_at", "counter",
-                 "signal", "server_info", "directory", "pre_task")
+                 "signal", "server_info", "directory", "pre_task", "principal", "owner")
 
     modern = True
     session_id = None
     task_id = None
 
-    def __init__(self, app: Any, msg: Message, meta: Meta, key: bytes, max_buffer: int, directory: Any = None):
+    def __init__(self, app: Any, msg: Message, meta: Meta, key: bytes, max_buffer: int, directory: Any = None,
+                 principal: Principal | None = None):
         self.directory = directory
+        #: Who sent it (with authorization on): its requestState, tasks and results are bound to it.
+        self.principal = principal
+        self.owner = owner_of(principal)
         #: A task tool running its synchronous part (``input_first``): run_as_task ends it.
         self.pre_task: Any = None
         self.app = app
@@ -165,7 +170,7 @@ class StatelessRequest:
     def _binding(self) -> str:
         params = self.msg.params if self.msg.params is not UNSET else {}
         target = params.get("uri") if self.msg.method == "resources/read" else params.get("name")
-        return request_state.binding(self.msg.method, target, params.get("arguments"))
+        return request_state.binding(self.msg.method, target, params.get("arguments"), self.owner)
 
     def _load_answers(self, params: dict) -> None:
         """Earlier rounds' answers (sealed) and this round's (``inputResponses``)."""
@@ -195,7 +200,9 @@ class StatelessRequest:
     def _payload(self, result: Any) -> bytes:
         method = self.msg.method
         ttl = self.app.cache_ttl_ms
-        return jsonrpc.response(self.msg.id, modern.finish(result, method, self.server_info, ttl))  # type: ignore[arg-type]
+        # With authorization, what a result says may depend on who asked: only theirs to cache.
+        scope = "private" if self.principal is not None else "public"
+        return jsonrpc.response(self.msg.id, modern.finish(result, method, self.server_info, ttl, scope))  # type: ignore[arg-type]
 
     def _error(self, exc: Exception) -> tuple[int, bytes]:
         """A handler's exception as (status for a JSON reply, the error response)."""
@@ -221,7 +228,7 @@ class StatelessRequest:
             raise modern.method_not_found(method, msg)
         self.server_info = self.app.server_info()
         params = msg.params if msg.params is not UNSET else {}
-        ctx = Context(self, msg.id, params, None)  # type: ignore[arg-type]
+        ctx = Context(self, msg.id, params, None, self.principal)  # type: ignore[arg-type]
         try:
             if method in spec.MRTR_METHODS:
                 self._load_answers(params)
@@ -290,11 +297,11 @@ class StatelessRequest:
             raise ProtocolError(spec.METHOD_NOT_FOUND, f"Method not found: {method!r} (no tasks here)")
         task_id = tasks.task_id_param(params)
         if method == "tasks/get":
-            record = await self.directory.find_task(task_id, "")
+            record = await self.directory.find_task(task_id, self.owner)
         elif method == "tasks/update":
-            record = await self.directory.update_task(task_id, "", params.get("inputResponses"))
+            record = await self.directory.update_task(task_id, self.owner, params.get("inputResponses"))
         else:
-            record = await self.directory.cancel_task(task_id, "")
+            record = await self.directory.cancel_task(task_id, self.owner)
         if record is None:
             raise tasks.not_found(task_id)
         if method == "tasks/get":
@@ -311,7 +318,8 @@ class StatelessRequest:
         arguments = params.get("arguments")
         record = TaskRecord(task_id=self.directory.new_task_id(), wire=tasks.WIRE_2026, tool=tool.name,
                             arguments=arguments if isinstance(arguments, dict) else {}, answers=used,
-                            capabilities=self.meta.capabilities, rerun=tool.rerun)
+                            capabilities=self.meta.capabilities, rerun=tool.rerun, owner=self.owner,
+                            principal=self.principal)
         record = await self.directory.create_task(record)
         return Reply(200, spec.CONTENT_JSON, jsonrpc.response(self.msg.id, tasks.created(record)))  # type: ignore[arg-type]
 
@@ -344,8 +352,9 @@ async def _no_flush() -> None:
     return None
 
 
-async def serve(app: Any, msg: Message, meta: Meta, key: bytes, max_buffer: int, directory: Any = None) -> Reply:
+async def serve(app: Any, msg: Message, meta: Meta, key: bytes, max_buffer: int, directory: Any = None,
+                principal: Principal | None = None) -> Reply:
     """Serve one admitted 2026-07-28 request (see :func:`engine.protocol.modern.check`);
-    ``directory`` is where its tasks live (a TaskDirectory)."""
-    return await StatelessRequest(app, msg, meta, key, max_buffer, directory).run()
+    ``directory`` is where its tasks live (a TaskDirectory); ``principal``: who sent it."""
+    return await StatelessRequest(app, msg, meta, key, max_buffer, directory, principal).run()
 

@@ -199,7 +199,7 @@ class TaskActor:
         params = {"name": record.tool, "arguments": record.arguments}
         if record.progress_token is not None:
             params["_meta"] = {"progressToken": record.progress_token}
-        ctx = Context(host, record.task_id, params, None)
+        ctx = Context(host, record.task_id, params, None, record.principal)
         self.running = asyncio.get_running_loop().create_task(self._run(ctx))
 
     async def _run(self, ctx: Context) -> None:

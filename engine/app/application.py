@@ -28,10 +28,12 @@ def _doc(fn: Callable) -> str:
 
 class Tool:
     __slots__ = ("name", "fn", "signature", "listing", "structured", "is_async", "thread", "header_paths", "task",
-                 "input_first", "rerun")
+                 "input_first", "rerun", "scopes")
 
     def __init__(self, name: str, fn: Callable, signature: Signature, listing: dict, structured: bool,
-                 thread: bool = False, task: str = "forbidden", input_first: bool = False, rerun: bool = False):
+                 thread: bool = False, task: str = "forbidden", input_first: bool = False, rerun: bool = False,
+                 scopes: tuple[str, ...] = ()):
+        self.scopes = scopes
         self.task = task
         self.input_first = input_first
         self.rerun = rerun
@@ -132,7 +134,8 @@ class App:
     def tool(self, name: str | None = None, *, description: str | None = None, title: str | None = None,
              annotations: dict | None = None, structured: bool | None = None,
              input_schema: dict | None = None, meta: dict | None = None, thread: bool = False,
-             task: str | bool = False, input_first: bool = False, rerun: bool = False) -> Callable:
+             task: str | bool = False, input_first: bool = False, rerun: bool = False,
+             scopes: tuple[str, ...] | list[str] = ()) -> Callable:
         """Register a function as a tool; its type hints become the input schema.
 
         ``structured``: None (default) returns ``structuredContent`` when the return
@@ -146,6 +149,9 @@ class App:
         ``await ctx.run_as_task()`` are asked before the task exists (2026-07-28
         input-required round trips). ``rerun``: the tool is safe to run again from the start
         if the process died while it ran (otherwise such a task ends ``failed``).
+
+        ``scopes``: OAuth scopes a caller's token needs for this tool, beyond the server's
+        (with authorization on; a token without them gets 403 naming them, for step-up).
         """
         task_mode = {True: "optional", False: "forbidden"}.get(task, task)  # type: ignore[call-overload]
         if task_mode not in ("forbidden", "optional", "required"):
@@ -177,7 +183,7 @@ class App:
             if task_mode != "forbidden" and not inspect.iscoroutinefunction(fn):
                 raise TypeError(f"{tool_name}: a task tool must be async")
             self.tools[tool_name] = Tool(tool_name, fn, sig, listing, is_structured, thread, task_mode, input_first,
-                                         rerun)
+                                         rerun, tuple(scopes))
             if task_mode != "forbidden":
                 self.task_tools.add(tool_name)
             else:

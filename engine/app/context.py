@@ -17,6 +17,7 @@ from typing import Any, Callable, Protocol, TypeVar
 import msgspec
 
 from ..protocol import jsonrpc, spec
+from ..protocol.auth import Principal
 from ..protocol.jsonrpc import ProtocolError, RequestId
 from .schema import object_schema
 
@@ -135,10 +136,14 @@ class Elicited(msgspec.Struct, kw_only=True):
 class Context:
     """Handed to a handler whose parameter is annotated ``Context``."""
 
-    __slots__ = ("host", "request_id", "params", "stream", "progress_token", "cancelled", "loop")
+    __slots__ = ("host", "request_id", "params", "stream", "progress_token", "cancelled", "loop", "principal")
 
-    def __init__(self, host: HandlerHost, request_id: RequestId, params: dict, stream: Any):
+    def __init__(self, host: HandlerHost, request_id: RequestId, params: dict, stream: Any,
+                 principal: Principal | None = None):
         self.host = host
+        #: Who sent the request (the access token's issuer, subject, scopes and claims), when
+        #: the server checks tokens; None when it does not.
+        self.principal = principal
         #: The host's loop, set when the handler leaves it (a ``thread=True`` tool).
         self.loop: asyncio.AbstractEventLoop | None = None
         self.request_id = request_id

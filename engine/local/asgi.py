@@ -10,12 +10,14 @@ watch for the client's disconnect.
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from typing import Any, Callable
 
+from ..actors.auth import gate_from
 from ..actors.connection import Connection
 from ..actors.front import Front
 from ..actors.settings import Settings
 from ..protocol import http, request_state
+from .fetch import fetch_json
 from .runtime import LocalRuntime
 
 
@@ -82,10 +84,12 @@ class _AsgiWriter:
 class McpAsgi:
     """ASGI application serving the MCP endpoint (and the HTTP+SSE transport's paths)."""
 
-    def __init__(self, runtime: LocalRuntime, settings: Settings):
+    def __init__(self, runtime: LocalRuntime, settings: Settings, verifier: Any = None):
+        """``verifier``: a TokenVerifier of your own (else ``settings.auth`` says)."""
         self.runtime = runtime
         key = request_state.derive(runtime.secret(settings.secret), "request-state")
-        self.front = Front(settings, runtime.app, key)
+        gate = gate_from(settings, fetch_json, runtime.app.name, verifier)
+        self.front = Front(settings, runtime.app, key, gate)
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         kind = scope["type"]
@@ -107,9 +111,11 @@ class McpAsgi:
 
     async def _http(self, scope: dict, receive: Callable, send: Callable) -> None:
         try:
+            headers = _headers(scope)
             response = await self.front.handle(
                 scope["method"], scope["path"], scope.get("query_string", b"").decode("latin-1"),
-                _headers(scope), _BodyReader(receive), self.runtime, scope.get("root_path", ""))
+                headers, _BodyReader(receive), self.runtime, scope.get("root_path", ""),
+                f"{scope.get('scheme', 'http')}://{headers.get('host', 'localhost')}")
         except ConnectionResetError:
             return
         await send({"type": "http.response.start", "status": response.status, "headers": response.headers})

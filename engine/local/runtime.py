@@ -154,9 +154,9 @@ class LocalRuntime:
             actor.announce(method, params, uri, seq)
         self.hub.announce(method, params, uri)
 
-    def listen(self, msg):
+    def listen(self, msg, owner: str = ""):
         """A 2026-07-28 listen stream (the front's ActorHost port)."""
-        return self.hub.listen(msg)
+        return self.hub.listen(msg, owner)
 
     def secret(self, configured: str = "") -> str:
         """The server's secret: ``configured`` if given, else one made on first use and kept
@@ -217,7 +217,7 @@ class LocalRuntime:
             if actor is not None:
                 actor.task_status(task_protocol.task_2025(record))
         else:
-            self.hub.announce_task(record.task_id, task_protocol.task_2026(record, detailed=True))
+            self.hub.announce_task(record.task_id, task_protocol.task_2026(record, detailed=True), record.owner)
 
     def _owned(self, task_id: str, owner: str) -> TaskActor | None:
         actor = self._task(task_id)

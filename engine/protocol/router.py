@@ -17,6 +17,7 @@ from msgspec import UNSET
 from . import http, jsonrpc, modern, spec
 from .http import HttpConfig, HttpError
 from .jsonrpc import Message
+from .auth import Principal
 from .modern import Meta
 
 # Actions, each served by SessionActor.serve().
@@ -70,6 +71,8 @@ class Route(msgspec.Struct, kw_only=True):
     headers: tuple[tuple[str, str], ...] = ()
     #: For MODERN and SUBSCRIBE: what the request's ``_meta`` said (checked).
     meta: Meta | None = None
+    #: Who sent it, when the server checks access tokens (what it creates is bound to it).
+    principal: Principal | None = None
 
 
 def cors_headers(headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
@@ -77,8 +80,8 @@ def cors_headers(headers: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     origin = headers.get("origin")
     if origin is None:
         return ()
-    return (("access-control-allow-origin", origin), ("access-control-expose-headers", "mcp-session-id"),
-            ("vary", "origin"))
+    return (("access-control-allow-origin", origin),
+            ("access-control-expose-headers", "mcp-session-id, www-authenticate"), ("vary", "origin"))
 
 
 def error_headers(r: Route | None, headers: Mapping[str, str], status: int) -> tuple[tuple[str, str], ...]:

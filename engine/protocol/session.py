@@ -31,6 +31,8 @@ class SessionState(msgspec.Struct, kw_only=True):
     version: str = spec.LATEST_VERSION
     #: Which HTTP transport the session was opened on; it keeps to it.
     transport: str = spec.TRANSPORT_STREAMABLE
+    #: The principal that opened it (``auth.owner_of``); "" when the server checks no tokens.
+    owner: str = ""
     client_info: dict = {}
     client_capabilities: dict = {}
     phase: str = NEW

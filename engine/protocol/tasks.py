@@ -28,6 +28,7 @@ from typing import Any, Union
 import msgspec
 
 from . import spec
+from .auth import Principal
 from .jsonrpc import ProtocolError
 
 #: The extension's identifier (2026-07-28 extensions/tasks).
@@ -59,7 +60,8 @@ class TaskRecord(msgspec.Struct, kw_only=True):
 
     task_id: str
     wire: str
-    #: Who may see it: the session that made it (2025-11-25), else the caller's principal, or "".
+    #: Who may see it: the session that made it (2025-11-25), else the caller's principal
+    #: (``auth.owner_of``), or "" without authorization.
     owner: str = ""
     status: str = WORKING
     status_message: str | None = None
@@ -85,6 +87,8 @@ class TaskRecord(msgspec.Struct, kw_only=True):
     #: The tool may be run again from the start if the process died while it ran.
     rerun: bool = False
     attempts: int = 0
+    #: Who created it (with authorization on): the handler's ``ctx.principal``.
+    principal: Principal | None = None
 
     @property
     def terminal(self) -> bool:
