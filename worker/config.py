@@ -7,12 +7,18 @@ lifetimes, and a setting means here what its flag means locally.
 
 from __future__ import annotations
 
+import json
+
+from pyodide.ffi import to_js
+
+from engine.actors.auth import Gate, gate_from
 from engine.actors.settings import Settings, from_env
 from engine.app.application import App
 from engine.app.loader import load_app
 from engine.protocol.request_state import derive
 
 import keys
+import webcrypto_jwt
 from hub import Announcer
 from task_directory import WorkerTasks
 
@@ -58,6 +64,29 @@ async def tasks(env) -> WorkerTasks:
     if directory is None:
         directory = _cache["tasks"] = WorkerTasks(env, await keys.signing_key(env, settings(env).secret))
     return directory
+
+
+def gate(env) -> Gate | None:
+    """The Worker's authorization gate (``AUTH_ISSUER`` and the other ``AUTH_*`` variables),
+    verifying with WebCrypto; None when the server is open."""
+    if "gate" not in _cache:
+        webcrypto_jwt.install()
+        _cache["gate"] = gate_from(settings(env), fetch_json, app(env).name)
+    return _cache["gate"]
+
+
+async def fetch_json(url: str):
+    """The authorization server's metadata and keys, by the runtime's fetch (JSON, 1 MiB at most)."""
+    import js
+
+    response = await js.fetch(url, to_js({"headers": {"accept": "application/json"}},
+                                         dict_converter=js.Object.fromEntries))
+    if not response.ok:
+        raise OSError(f"{url} answered {response.status}")
+    text = await response.text()
+    if len(text) > 1024 * 1024:
+        raise OSError(f"{url} is larger than 1 MiB")
+    return json.loads(text)
 
 
 def test_hooks(env) -> bool:

@@ -44,7 +44,8 @@ class Default(WorkerEntrypoint):
         hub.use_outbox(Outbox())  # this request's own (see hub.py)
         front = _fronts.get("front")
         if front is None:
-            front = _fronts["front"] = Front(config.settings(self.env), config.app(self.env))
+            front = _fronts["front"] = Front(config.settings(self.env), config.app(self.env),
+                                             gate=config.gate(self.env))
         url = urlparse(request.url)
         if url.path.startswith(contract_hook.PATH) and config.test_hooks(self.env):
             return await internal.call(self.env.SESSIONS, f"contract-{session_ids.mint('contract')}",
@@ -54,7 +55,8 @@ class Default(WorkerEntrypoint):
         async def read_body(_limit: int) -> bytes:
             return await request.bytes()
 
-        admitted = await front.admit(request.method, url.path, url.query, headers, read_body)
+        admitted = await front.admit(request.method, url.path, url.query, headers, read_body,
+                                     base_url=f"{url.scheme}://{url.netloc}")
         if not isinstance(admitted, tuple):
             return Response(admitted.body or None, status=admitted.status, headers=str_headers(admitted.headers))
         r, msg, body = admitted

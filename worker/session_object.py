@@ -88,8 +88,8 @@ class SessionObject(DurableObject):
             self.hub = ListenHub(lifetimes.max_buffer, lifetimes.max_subscriptions)
         return self.hub
 
-    def listen(self, msg):
-        return self._hub().listen(msg)
+    def listen(self, msg, owner: str = ""):
+        return self._hub().listen(msg, owner)
 
     @property
     def tasks(self):

@@ -71,7 +71,7 @@ class TaskObject(DurableObject):
         if self.link is not None:
             self.link.status(tasks.task_2025(record))
         else:
-            config.announcer(self.env).task(record.task_id, tasks.task_2026(record, detailed=True))
+            config.announcer(self.env).task(record.task_id, tasks.task_2026(record, detailed=True), record.owner)
 
     async def fetch(self, request):
         hub.use_outbox(self.outbox)

@@ -29,6 +29,9 @@ STAGE="$(mktemp -d)"
 trap 'rm -rf "$STAGE"' EXIT
 $PIP install --quiet --upgrade --target "$STAGE" "${WASM[@]}" \
   msgspec anyio ruamel.yaml workers-runtime-sdk
+# PyJWT exactly, and without its crypto extra: pip would otherwise backtrack to an ancient
+# release looking for a cryptography wheel this platform lacks (WebCrypto verifies here).
+$PIP install --quiet --upgrade --no-deps --target "$STAGE" "${WASM[@]}" "pyjwt==2.15.1"
 case "$MCP" in
   "") ;;
   2)
