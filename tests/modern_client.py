@@ -44,8 +44,8 @@ def call(client: httpx.Client, url: str, rid, method: str, params: dict | None =
     return r, r.json(), []
 
 
-def listen(client, url, rid, notifications: dict, meta: dict | None = None):
+def listen(client, url, rid, notifications: dict, meta: dict | None = None, **extra_headers: str):
     """Open a ``subscriptions/listen`` stream (read it with ``sse_client.events(r.iter_lines())``)."""
-    req = client.build_request("POST", url, headers=modern_headers("subscriptions/listen"),
+    req = client.build_request("POST", url, headers=modern_headers("subscriptions/listen", **extra_headers),
                                json=body(rid, "subscriptions/listen", {"notifications": notifications}, meta))
     return client.send(req, stream=True)

@@ -39,9 +39,11 @@ _EOF = object()
 class StdioPeer:
     """mcp-remote as a subprocess, spoken to in newline-delimited JSON-RPC."""
 
-    def __init__(self, node: str, url: str, config_dir: Path, transport: str | None = "http-only"):
-        """``transport``: mcp-remote's ``--transport`` strategy; None leaves the flag out (http-first)."""
-        flags = ["--transport", transport] if transport else []
+    def __init__(self, node: str, url: str, config_dir: Path, transport: str | None = "http-only",
+                 extra: list[str] | None = None):
+        """``transport``: mcp-remote's ``--transport`` strategy; None leaves the flag out (http-first);
+        ``extra``: more of its flags (``--header "Authorization: Bearer ..."``)."""
+        flags = (["--transport", transport] if transport else []) + (extra or [])
         self.proc = subprocess.Popen(
             [node, str(MCP_REMOTE), url, *flags],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

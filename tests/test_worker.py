@@ -81,10 +81,12 @@ def test_vendoring_keeps_the_users_own_modules_and_secrets_stay_out_of_git():
 class Wrangler:
     """A ``wrangler dev`` subprocess serving one app, restartable on the same state."""
 
-    def __init__(self, app: str, state_dir: str, secret: str = SECRET):
+    def __init__(self, app: str, state_dir: str, secret: str = SECRET, variables: dict | None = None):
+        """``variables``: more Worker variables for this run (``{"AUTH_ISSUER": ...}``)."""
         self.app = app
         self.state_dir = state_dir
         self.secret = secret
+        self.variables = variables or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         self.proc: subprocess.Popen | None = None
@@ -96,6 +98,8 @@ class Wrangler:
                "--persist-to", self.state_dir, "--var", f"MCP_APP:{self.app}", "--var", "MCP_ACTORS_TEST_HOOKS:1"]
         if self.secret:
             cmd += ["--var", f"SESSION_SECRET:{self.secret}"]
+        for name, value in self.variables.items():
+            cmd += ["--var", f"{name}:{value}"]
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=wrangler_env(), start_new_session=True,
                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -407,3 +411,67 @@ def test_tasks_outlive_their_requests_and_a_restart_under_workerd():
             assert forged["code"] == -32602  # a forged id is unknown, without any object addressed
     finally:
         server.stop()
+
+
+# -- authorization at the edge ------------------------------------------------------------------------
+
+
+def test_authorization_under_workerd(tmp_path):
+    """The same resource server in the Worker: the metadata, the challenges, tokens verified
+    by WebCrypto (RS256, ES256, EdDSA), scopes per tool, and sessions and tasks bound to
+    their principal, before any Durable Object is addressed for a refused request."""
+    import shutil
+
+    from auth_server import AuthServer
+    from test_auth import SCOPE, TASKS, bearer, challenge_of, init, rpc
+    from modern_client import call as modern_call
+
+    _require_wrangler()
+    vendor()
+    app_module = ROOT / "python_modules" / "auth_app.py"
+    shutil.copy(ROOT / "tests" / "auth_app.py", app_module)
+    issuer = AuthServer()
+    server = Wrangler("auth_app:app", tempfile.mkdtemp(prefix="mcp-actors-wrangler-"),
+                      variables={"AUTH_ISSUER": issuer.issuer, "AUTH_SCOPES": SCOPE})
+    try:
+        url = server.url
+        with httpx.Client(timeout=30) as c:
+            meta = c.get(url.replace("/mcp", "/.well-known/oauth-protected-resource/mcp"))
+            assert meta.status_code == 200 and meta.json()["resource"] == url
+            assert meta.json()["authorization_servers"] == [issuer.issuer]
+            ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+            r = c.post(url, headers=headers(), json=ping)
+            assert r.status_code == 401 and "error" not in challenge_of(r)
+            r = c.post(url, headers={**headers(), **bearer(issuer.token(url, exp=int(time.time()) - 600))}, json=ping)
+            assert r.status_code == 401 and challenge_of(r)["error"] == '"invalid_token"'
+            r = c.post(url, headers={**headers(), **bearer(issuer.token(url, scope="other"))}, json=ping)
+            assert r.status_code == 403 and challenge_of(r)["scope"] == f'"{SCOPE}"'
+            for kid in ("rs256-1", "es256-1", "eddsa-1"):  # every algorithm, by WebCrypto
+                token = issuer.token(url, scope=SCOPE, kid=kid)
+                sid = init(c, url, token)
+                _, msg = rpc(c, url, sid, token, 1, "tools/call", {"name": "whoami", "arguments": {}})
+                assert msg["result"]["content"][0]["text"] == \
+                    f"alice of {issuer.issuer} via client-of-alice; scopes: {SCOPE}", kid
+            r, _ = rpc(c, url, sid, token, 2, "tools/call", {"name": "write_file", "arguments": {"name": "x"}})
+            assert r.status_code == 403 and challenge_of(r)["scope"] == f'"{SCOPE} files:write"'
+            bob = issuer.token(url, subject="bob", scope=SCOPE)
+            r, _ = rpc(c, url, sid, bob, 3, "tools/call", {"name": "whoami", "arguments": {}})
+            assert r.status_code == 404  # alice's session, as if it did not exist
+            _, msg, _ = modern_call(c, url, 4, "tools/call", {"name": "slow", "arguments": {"seconds": 0}}, TASKS,
+                                    **bearer(token))
+            task_id = msg["result"]["taskId"]
+            _, msg, _ = modern_call(c, url, 5, "tasks/get", {"taskId": task_id}, TASKS, **bearer(bob))
+            assert msg["error"]["code"] == -32602
+            deadline = time.monotonic() + 20
+            while True:
+                _, msg, _ = modern_call(c, url, 6, "tasks/get", {"taskId": task_id}, TASKS, **bearer(token))
+                if msg["result"]["status"] == "completed" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert msg["result"]["result"]["content"][0]["text"] == "done for alice"
+        log = server.log()
+        assert token not in log and bob not in log and token.split(".")[2] not in log  # never logged
+    finally:
+        server.stop()
+        issuer.close()
+        app_module.unlink(missing_ok=True)
