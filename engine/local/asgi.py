@@ -24,9 +24,13 @@ from .runtime import LocalRuntime
 def _headers(scope: dict) -> dict[str, str]:
     """Header names (lower case, as ASGI servers give them) to values; repeats are joined
     with ", " (RFC 9110 5.3), collected in a list first so the cost stays linear."""
-    out: dict[str, str] = {}
+    raw = scope["headers"]
+    out = {name.decode("latin-1"): value.decode("latin-1") for name, value in raw}
+    if len(out) == len(raw):
+        return out  # no repeats: the common case, in one comprehension
+    out = {}
     repeated: dict[str, list[str]] | None = None
-    for name, value in scope["headers"]:
+    for name, value in raw:
         key = name.decode("latin-1")
         if key in out:
             if repeated is None:
@@ -112,10 +116,11 @@ class McpAsgi:
     async def _http(self, scope: dict, receive: Callable, send: Callable) -> None:
         try:
             headers = _headers(scope)
+            base_url = f"{scope.get('scheme', 'http')}://{headers.get('host', 'localhost')}" \
+                if self.front.gate is not None else ""
             response = await self.front.handle(
                 scope["method"], scope["path"], scope.get("query_string", b"").decode("latin-1"),
-                headers, _BodyReader(receive), self.runtime, scope.get("root_path", ""),
-                f"{scope.get('scheme', 'http')}://{headers.get('host', 'localhost')}")
+                headers, _BodyReader(receive), self.runtime, scope.get("root_path", ""), base_url)
         except ConnectionResetError:
             return
         await send({"type": "http.response.start", "status": response.status, "headers": response.headers})

@@ -137,6 +137,9 @@ def main(argv: list[str] | None = None) -> None:
         http=http_protocol,  # type: ignore[arg-type]
         h11_max_incomplete_event_size=limits.max_head_bytes,
         timeout_keep_alive=limits.idle_timeout,
+        # X-Forwarded-* rewriting of the client address and scheme: nothing here reads them
+        # (behind a proxy, --auth-resource names the public URL), so none of its per-request cost.
+        proxy_headers=False,
         log_level=level,
         access_log=False,
         lifespan="on",

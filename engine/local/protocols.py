@@ -12,9 +12,9 @@ parse work is spent on them):
   closed at once, before anything is parsed;
 - **request heads**: past ``max_headers`` headers or ``max_head_bytes`` bytes of request
   line and headers, 431 and close; a head (or the next head on a kept-alive connection)
-  not complete within ``head_timeout`` seconds gets 408 (or is closed silently if nothing
-  of it came) -- this also bounds how long an idle keep-alive connection lives; a body not
-  complete ``body_timeout`` seconds after its head gets 408;
+  not complete within ``head_timeout`` seconds of its first byte gets 408; a connection
+  that sends nothing (after connecting, or for ``idle_timeout`` seconds after a response)
+  is closed silently; a body not complete ``body_timeout`` seconds after its head gets 408;
 - **slow readers**: a response whose client has not read for ``write_timeout`` seconds
   while the transport's buffer is full is aborted; the events it missed stay in the log
   for ``Last-Event-ID``.
@@ -48,6 +48,40 @@ class _HeadTooLarge(Exception):
     """Raised from a parser callback: httptools stops parsing and reports an error."""
 
 
+class _Coalescing:
+    """The transport a response writes through: its first write (uvicorn writes the status
+    line and headers on their own) waits for the next one in the same event-loop tick, so
+    a whole response leaves in one system call instead of two; if no second write comes,
+    the first goes out at the end of the tick. Everything else is the real transport's."""
+
+    __slots__ = ("transport", "loop", "held", "fresh")
+
+    def __init__(self, transport: Any, loop: asyncio.AbstractEventLoop):
+        self.transport = transport
+        self.loop = loop
+        self.held: bytes | None = None
+        self.fresh = False  # set for each response: its first write is held
+
+    def write(self, data: bytes) -> None:
+        if self.fresh:
+            self.fresh = False
+            self.held = data
+            self.loop.call_soon(self._release)
+        elif self.held is not None:
+            held, self.held = self.held, None
+            self.transport.write(held + data)
+        else:
+            self.transport.write(data)
+
+    def _release(self) -> None:
+        held, self.held = self.held, None
+        if held is not None and not self.transport.is_closing():
+            self.transport.write(held)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
 def protocol_class(limits: ServerLimits) -> type:
     """uvicorn's httptools protocol with ``limits`` (for ``uvicorn.Config(http=...)``)."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -69,6 +103,7 @@ def protocol_class(limits: ServerLimits) -> type:
         _head_bytes = 0
         _pending_bytes = 0  # raw bytes received while a head is awaited
         _sweeper: asyncio.TimerHandle | None = None  # one per class (per server)
+        _writer: _Coalescing
 
         # -- connections ------------------------------------------------------------------
 
@@ -79,6 +114,7 @@ def protocol_class(limits: ServerLimits) -> type:
                 transport.close()
                 return
             super().connection_made(transport)
+            self._writer = _Coalescing(transport, self.loop)
             self._await_head()
             cls = type(self)
             if cls._sweeper is None:
@@ -94,6 +130,8 @@ def protocol_class(limits: ServerLimits) -> type:
             if self._refused:
                 return
             if self._waiting == "head":
+                if not self._pending_bytes:  # a head begins: it has head_timeout to be whole
+                    self._deadline = clock() + limits.head_timeout
                 self._pending_bytes += len(data)
             super().data_received(data)
             # One huge header or URL arrives in pieces, and httptools calls back only once a
@@ -122,7 +160,12 @@ def protocol_class(limits: ServerLimits) -> type:
             headers.append((name, value))
 
         def on_headers_complete(self) -> None:
-            super().on_headers_complete()
+            transport, self.transport = self.transport, self._writer  # the response writes through it
+            self._writer.fresh = True
+            try:
+                super().on_headers_complete()
+            finally:
+                self.transport = transport
             self._head_bytes = 0  # for the next request on this connection
             if self.scope["method"] == "GET":
                 self._deadline = 0.0
@@ -137,10 +180,19 @@ def protocol_class(limits: ServerLimits) -> type:
             super().on_message_complete()
 
         def on_response_complete(self) -> None:
-            super().on_response_complete()
-            # uvicorn arms its keep-alive timer exactly when it waits for another request.
-            if self.timeout_keep_alive_task is not None:
-                self._await_head()
+            # uvicorn's, but without its keep-alive timer (armed and cancelled on every
+            # request): the sweep closes a connection idle past idle_timeout instead.
+            self.server_state.total_requests += 1
+            if self.transport.is_closing():
+                return
+            self.flow.resume_reading()
+            if self.pipeline:
+                cycle, app = self.pipeline.pop()
+                self._start_asgi_task(cycle, app)
+            else:
+                self._pending_bytes = 0
+                self._deadline = clock() + limits.idle_timeout
+                self._waiting = "head"
 
         def send_400_response(self, msg: str) -> None:
             self._refuse(refuse_head if self._too_large else refuse_bad)
