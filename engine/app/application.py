@@ -260,6 +260,7 @@ class App:
 
         def register(fn: Callable) -> Callable:
             self.completers[key] = fn  # type: ignore[index]
+            self._forget_capabilities()
             return fn
 
         return register
@@ -280,6 +281,7 @@ class App:
         self.skills[skill.uri] = skill
         for uri, children in skill.folders.items():
             self.folders[uri] = children
+        self._forget_capabilities()
         return skill
 
     def on_startup(self, fn: Callable) -> Callable:
@@ -293,7 +295,15 @@ class App:
         return bool(self.task_tools)
 
     def capabilities(self, modern: bool = False) -> dict:
-        """What ``initialize`` (session era) or ``server/discover`` (``modern``) declares."""
+        """What ``initialize`` (session era) or ``server/discover`` (``modern``) declares
+        (built once per era, until what it depends on changes: callers must not mutate it)."""
+        key = "caps-modern" if modern else "caps"
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._cache[key] = self._capabilities(modern)
+        return cached
+
+    def _capabilities(self, modern: bool) -> dict:
         caps: dict[str, Any] = {
             "logging": {},
             "tools": {"listChanged": True},
@@ -382,7 +392,12 @@ class App:
     def _changed(self, kind: str) -> None:
         for key in {"resources": ("templates", "resources"), "tools": ("tools", "tools-2025")}.get(kind, (kind,)):
             self._cache.pop(key, None)
+        self._forget_capabilities()  # task tools change them
         self._announce(f"notifications/{kind}/list_changed", None, None)
+
+    def _forget_capabilities(self) -> None:
+        self._cache.pop("caps", None)
+        self._cache.pop("caps-modern", None)
 
     def _announce(self, method: str, params: dict | None, uri: str | None) -> None:
         for listener in list(self._listeners):

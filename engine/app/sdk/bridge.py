@@ -251,10 +251,9 @@ class SdkApp(App):
         forward.__name__ = f"sdk:{method}"
         return forward
 
-    def capabilities(self, modern: bool = False) -> dict:
-        caps = super().capabilities(modern)
-        sdk = self.sdk_capabilities()
-        if "completions" in sdk:
+    def _capabilities(self, modern: bool) -> dict:
+        caps = super()._capabilities(modern)
+        if "completions" in self.sdk_capabilities():
             caps["completions"] = {}
         return caps
 
