@@ -55,7 +55,7 @@ def test_dispatch_tools_call(benchmark, json_response, content_type):
 
 def test_eventlog_append(benchmark):
     log = EventLog(MemoryBackend().namespace("b"))
-    stream = log.streams[GET_STREAM]
+    stream = log.get_stream
     payload = jsonrpc.notification("notifications/progress", {"progressToken": 1, "progress": 1})
     frame = benchmark(log.append, stream, payload)
     assert frame.startswith(b"id: 0:") and frame.endswith(payload + b"\n\n")
@@ -63,7 +63,7 @@ def test_eventlog_append(benchmark):
 
 def test_eventlog_replay(benchmark):
     log = EventLog(MemoryBackend().namespace("b"))
-    stream = log.streams[GET_STREAM]
+    stream = log.get_stream
     for i in range(1000):
         log.append(stream, b'{"n":%d}' % i)
     _, frames = benchmark(log.replay, "0:0")

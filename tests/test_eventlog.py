@@ -1,6 +1,6 @@
 import pytest
 
-from engine.protocol.eventlog import GET_STREAM, BadEventId, EventLog, StreamLimits
+from engine.protocol.eventlog import BadEventId, EventLog, StreamLimits
 from engine.actors.memory_store import MemoryBackend
 
 
@@ -35,7 +35,7 @@ def test_ids_are_stream_and_counter_and_replay_is_per_stream():
 def test_ring_bounds_events_and_bytes():
     st = storage()
     log = EventLog(st, StreamLimits(max_events=5))
-    s = log.streams[GET_STREAM]
+    s = log.get_stream
     for i in range(12):
         log.append(s, b"%d" % i)
     _, frames = log.replay("0:0")
@@ -43,7 +43,7 @@ def test_ring_bounds_events_and_bytes():
     assert len(st.data) == 5
     st2 = storage()
     log = EventLog(st2, StreamLimits(max_bytes=200))
-    s = log.streams[GET_STREAM]
+    s = log.get_stream
     for i in range(10):
         log.append(s, b"x" * 50)
     assert s.size <= 200 and sum(len(v) for v in st2.data.values()) == s.size
@@ -58,13 +58,13 @@ def test_delivered_streams_leave_after_grace_or_count():
     for s in streams:
         log.append(s, b"x")
         log.finish(s, delivered=True)
-    assert sorted(log.streams) == [GET_STREAM, 3, 4]  # the count bound
+    assert sorted(log.streams) == [3, 4]  # the count bound (the GET stream is made when first needed)
     with pytest.raises(BadEventId):
         log.replay("1:1")
     clock.now += 5
     assert log.expire(clock.now) == 1010.0
     clock.now += 5
-    assert log.expire(clock.now) is None and sorted(log.streams) == [GET_STREAM]  # the grace period
+    assert log.expire(clock.now) is None and sorted(log.streams) == []  # the grace period
     assert [k for k in st.data if not k.startswith("r/")] == []
 
 
@@ -86,7 +86,7 @@ def test_undelivered_streams_wait_for_their_client():
     for i in range(3):  # more undelivered than kept: the oldest go
         t = log.open(i)
         log.finish(t, delivered=False)
-    assert sorted(log.streams) == [GET_STREAM, 3, 4]
+    assert sorted(log.streams) == [3, 4]
 
 
 def test_restore_gives_identical_streams():
@@ -99,7 +99,7 @@ def test_restore_gives_identical_streams():
     b = log.open(2)
     log.append(b, b"two")
     log.finish(b, delivered=True)
-    g = log.streams[GET_STREAM]
+    g = log.get_stream
     log.prime(g, 100)
     log.append(g, b"note")
     again = EventLog(st)

@@ -199,7 +199,7 @@ def test_a_session_that_slept_through_more_than_the_log_keeps_hears_a_summary():
             h.runtime.announce("notifications/prompts/list_changed", None, None)
         listen = await h.get(sid)  # wakes the actor, which catches up onto its GET stream
         actor = h.runtime.actors[sid]
-        stream = actor.log.streams[0]
+        stream = actor.log.get_stream
         stored = [f for _, f in actor.storage.list(stream.prefix) if f]
         sent = [json.loads(f.split(b"data: ", 1)[1]) for f in stored]
         methods = [m["method"] for m in sent]

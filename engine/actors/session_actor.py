@@ -136,8 +136,9 @@ class SessionActor:
         ``directory``: where its 2025-11-25 tasks live (a TaskDirectory; None: no tasks)."""
         self.app = app
         self.directory = directory
-        #: Streams of tasks/result requests waiting, by task: where a task's questions go.
-        self.task_streams: dict[str, Stream] = {}
+        #: Streams of tasks/result requests waiting, by task: where a task's questions go
+        #: (None until one waits).
+        self.task_streams: dict[str, Stream] | None = None
         self.storage = storage
         self.config = config
         self.lifetimes = lifetimes or Lifetimes()
@@ -304,7 +305,8 @@ class SessionActor:
             return await self._immediate(jsonrpc.error(rid, exc.code, exc.message), sse_reply)
         if not sse_reply:
             # JSON replies: messages related to the request can only go on the GET stream.
-            ctx = Context(self, rid, params, self.log.streams[GET_STREAM], principal)
+            # initialize says nothing on its way: no GET stream is made for it (None means that stream)
+            ctx = Context(self, rid, params, None if method == spec.INITIALIZE else self.log.get_stream, principal)
             payload = self._start(ctx, method)
             if payload is None:
                 task, _ = self.tasks[rid]
@@ -336,7 +338,7 @@ class SessionActor:
     async def _legacy_request(self, rid: RequestId, method: str, params: dict,
                               principal: Principal | None = None) -> Reply:
         """HTTP+SSE: the POST gets 202 and everything, the response too, goes on the stream."""
-        stream = self.log.streams[GET_STREAM]
+        stream = self.log.get_stream
         try:
             self.session.begin(rid, method)
         except ProtocolError as exc:
@@ -402,7 +404,7 @@ class SessionActor:
         stream = ctx.stream
         if self.closed:
             return
-        if stream.id == GET_STREAM:
+        if stream is None or stream.id == GET_STREAM:
             # HTTP+SSE: the response goes on the stream; JSON mode: the waiting POST sends it.
             if self.session.legacy and payload is not None:
                 self.emit(stream, payload)
@@ -457,7 +459,7 @@ class SessionActor:
                 await self.flush()
                 return Reply(200, spec.CONTENT_SSE, body)
         else:
-            stream = self.log.streams[GET_STREAM]
+            stream = self.log.get_stream
             current = self.connections.get(GET_STREAM)
             if current is not None and not current.closed:
                 raise HttpError(
@@ -494,9 +496,11 @@ class SessionActor:
 
     # -- output ---------------------------------------------------------------------------------
 
-    def emit(self, stream: Stream, payload: bytes) -> None:
+    def emit(self, stream: Stream | None, payload: bytes) -> None:
         if self.closed:
             return  # a handler outliving its session writes nothing (the session's data is gone)
+        if stream is None:
+            stream = self.log.get_stream
         frame = self.log.append(stream, payload)
         conn = self.connections.get(stream.id)
         if conn is not None:
@@ -535,19 +539,23 @@ class SessionActor:
 
     def task_notify(self, task_id: str, payload: bytes) -> None:
         """A task's notification: on its waiting tasks/result stream, else the GET stream."""
-        self.emit(self.task_streams.get(task_id) or self.log.streams[GET_STREAM], payload)
+        self.emit(self._task_stream(task_id), payload)
+
+    def _task_stream(self, task_id: str) -> Stream:
+        waiting = self.task_streams.get(task_id) if self.task_streams else None
+        return waiting or self.log.get_stream
 
     def task_status(self, task: dict) -> None:
         """A task of this session changed status: notifications/tasks/status on the GET stream."""
         if self.session.ready:
-            self.emit(self.log.streams[GET_STREAM], jsonrpc.notification(STATUS_NOTIFICATION_2025, task))
+            self.emit(self.log.get_stream, jsonrpc.notification(STATUS_NOTIFICATION_2025, task))
 
     async def task_request(self, task_id: str, method: str, params: dict | None, timeout: float) -> Any:
-        stream = self.task_streams.get(task_id) or self.log.streams[GET_STREAM]
+        stream = self._task_stream(task_id)
         return await self.request_client(stream, method, params, timeout)
 
-    def close_stream(self, stream: Stream) -> None:
-        if not self.session.primes or stream.finished or stream.id == GET_STREAM:
+    def close_stream(self, stream: Stream | None) -> None:
+        if stream is None or not self.session.primes or stream.finished or stream.id == GET_STREAM:
             return  # only a request's own stream may be closed for polling (not in JSON mode)
         conn = self.connections.pop(stream.id, None)
         if conn is not None:
@@ -570,7 +578,7 @@ class SessionActor:
             return
         if uri is not None and not self.session.subscribes(uri):
             return
-        self.emit(self.log.streams[GET_STREAM], jsonrpc.notification(method, params))
+        self.emit(self.log.get_stream, jsonrpc.notification(method, params))
 
     def catch_up(self, missed: list[tuple[int, str, dict | None, str | None]], gap: bool) -> None:
         """Woken from storage: hear the announcements made while this actor slept, so a
@@ -588,10 +596,12 @@ class SessionActor:
         if missed or gap:
             self.session.save()
 
-    async def request_client(self, stream: Stream, method: str, params: dict | None, timeout: float,
+    async def request_client(self, stream: Stream | None, method: str, params: dict | None, timeout: float,
                              key: str | None = None) -> Any:
         if self.closed:
             raise ClientError(spec.INTERNAL_ERROR, "The session was closed")
+        if stream is None:
+            stream = self.log.get_stream
         rid = self.session.next_server_request_id()
         self.session.save()
         waiter = asyncio.get_running_loop().create_future()

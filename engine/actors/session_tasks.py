@@ -132,6 +132,8 @@ async def result(ctx: Context) -> dict:
     have; while waiting, questions the task asks its client go on this request's stream."""
     task_id = tasks.task_id_param(ctx.params)
     actor = ctx.host
+    if actor.task_streams is None:  # type: ignore[attr-defined]
+        actor.task_streams = {}  # type: ignore[attr-defined]
     actor.task_streams[task_id] = ctx.stream  # type: ignore[attr-defined]
     try:
         record = await _directory(ctx).task_outcome(task_id, _owner(ctx))

@@ -114,9 +114,7 @@ class EventLog:
         raw = None if fresh else storage.get("r/streams")
         self._reserved = int(raw) if raw else 0
         self.next_stream = max(self._reserved, 1)
-        if fresh:
-            self.streams[GET_STREAM] = Stream(GET_STREAM)
-        else:
+        if not fresh:
             self._load()
 
     # -- restore ----------------------------------------------------------------------------
@@ -144,10 +142,18 @@ class EventLog:
                 stream.first = n
             stream.counter = n
             stream.size += len(frame)
-        streams.setdefault(GET_STREAM, Stream(GET_STREAM))
         done = sorted((s for s in streams.values() if s.finished), key=lambda s: s.finished_at)
         self._delivered.extend(s.id for s in done if s.delivered)
         self._undelivered.extend(s.id for s in done if not s.delivered)
+
+    @property
+    def get_stream(self) -> Stream:
+        """The session's GET stream, made when first needed (an idle session that never
+        used it holds none)."""
+        stream = self.streams.get(GET_STREAM)
+        if stream is None:
+            stream = self.streams[GET_STREAM] = Stream(GET_STREAM)
+        return stream
 
     def orphans(self) -> list[Stream]:
         """Request streams left unfinished: their handlers died with the process."""

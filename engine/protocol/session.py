@@ -74,8 +74,9 @@ class Session:
         #: Woken from storage (hibernation or a restart) rather than newly made.
         self.restored = raw is not None
         self.state = _decode_state(raw) if raw is not None else SessionState()
-        # A dict as an ordered set: an empty set costs 216 bytes, an empty dict 64.
-        self.in_flight: dict[RequestId, None] = {}
+        #: Requests in flight (a dict as an ordered set); None when there are none: an idle
+        #: session holds no table (a dict that once held a request keeps ~160 bytes).
+        self.in_flight: dict[RequestId, None] | None = None
         #: Subscribed resource URIs (each stored under ``u/<uri>``); None when there are none.
         self.subscribed: dict[str, None] | None = None
         if raw is not None:
@@ -109,8 +110,8 @@ class Session:
             raise ProtocolError(spec.INVALID_PARAMS, "Invalid params: 'clientInfo' must be an object with string "
                                                      "'name' and 'version'")
         self.state.version = negotiate(requested)
-        self.state.client_capabilities = caps
-        self.state.client_info = info
+        self.state.client_capabilities = shared(caps)
+        self.state.client_info = shared(info)
         self.state.phase = READY
         self.save()
         return self.state.version
@@ -152,16 +153,23 @@ class Session:
         if self.state.phase == NEW and method not in _BEFORE_INITIALIZE:
             raise ProtocolError(spec.INVALID_REQUEST,
                                 f"Session not initialized: send 'initialize' before {shown(method)}")
-        if request_id in self.in_flight:
+        in_flight = self.in_flight
+        if in_flight is None:
+            in_flight = self.in_flight = {}
+        elif request_id in in_flight:
             raise ProtocolError(
                 spec.INVALID_REQUEST,
                 f"Request id {shown(request_id)} is already in flight in this session; "
                 "every request needs an id not used before",
             )
-        self.in_flight[request_id] = None
+        in_flight[request_id] = None
 
     def end(self, request_id: RequestId) -> None:
-        self.in_flight.pop(request_id, None)
+        in_flight = self.in_flight
+        if in_flight is not None:
+            in_flight.pop(request_id, None)
+            if not in_flight:
+                self.in_flight = None
 
     def next_server_request_id(self) -> int:
         rid = self.state.next_server_request
@@ -210,6 +218,24 @@ class Session:
 
     def client_supports(self, capability: str) -> bool:
         return capability in self.state.client_capabilities
+
+
+_SHARED: dict[bytes, dict] = {}
+#: Distinct values kept for sharing; past it the table starts over.
+_SHARED_MAX = 1024
+
+
+def shared(value: dict) -> dict:
+    """One object for equal client infos and capabilities: most sessions come from a few
+    kinds of client, and each would otherwise hold its own copy (a few hundred bytes). The
+    result must not be mutated (nothing does: the session only reads them)."""
+    key = _encode(value)
+    found = _SHARED.get(key)
+    if found is None:
+        if len(_SHARED) >= _SHARED_MAX:
+            _SHARED.clear()
+        found = _SHARED[key] = value
+    return found
 
 
 def new_session_id() -> str:
