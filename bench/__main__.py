@@ -11,7 +11,7 @@ from . import load, report, scenarios
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs, fewer peers: a smoke check under a minute")
-    parser.add_argument("--only", default="abcdefghij", help="scenarios to run, e.g. 'ab' (default: all)")
+    parser.add_argument("--only", default="abcdefghijk", help="scenarios to run, e.g. 'ab' (default: all)")
     args = parser.parse_args()
     try:
         load.wrk_path()

@@ -89,8 +89,9 @@ class Server:
         self.stop()
 
 
-def engine(*extra: str, store: str = "memory", app: str = "bench.apps:app") -> Server:
-    """``app``: what to serve (an engine App, or an SDK server: ``bench.peers.sdk_server:server``)."""
+def engine(*extra: str, store: str = "sqlite", app: str = "bench.apps:app") -> Server:
+    """``store``: sqlite (the default store, as users run it: a fresh file) or memory;
+    ``app``: what to serve (an engine App, or an SDK server: ``bench.peers.sdk_server:server``)."""
     port = free_port()
     if store == "sqlite":
         store = f"sqlite:{tempfile.mkdtemp(prefix='mcp-actors-bench-')}/state.db"
@@ -111,6 +112,26 @@ def python_sdk(*extra: str) -> Server:
     port = free_port()
     return Server("python SDK 2.3.0", [sys.executable, "-m", "bench.peers.sdk_server", "--port", str(port), *extra],
                   port)
+
+
+FASTMCP = "fastmcp==4.1.4 fastmcp-tasks==4.1.4 uvicorn"
+
+
+def fastmcp_tasks() -> Server | str:
+    """FastMCP 4 with Docket-backed tasks (bench/peers/fastmcp_tasks_server.py), from a venv
+    made once under .cache/ (its mcp and pydantic must not meet the project's); or why not."""
+    venv = ROOT / ".cache" / "venv-fastmcp"
+    python = venv / "bin" / "python"
+    ready = venv / "ready"
+    if not ready.exists() or ready.read_text() != FASTMCP:
+        made = subprocess.run(f'"{sys.executable}" -m venv "{venv}" && "{python}" -m pip install -q {FASTMCP}',
+                              shell=True, capture_output=True, text=True, timeout=900)
+        if made.returncode != 0:
+            return f"not run: FastMCP does not install here ({made.stderr.strip().splitlines()[-1][:120]})"
+        ready.write_text(FASTMCP)
+    port = free_port()
+    return Server("FastMCP 4.1.4 + Docket", [str(python), "-m", "bench.peers.fastmcp_tasks_server", "--port",
+                                             str(port)], port)
 
 
 def typescript_sdk(json_mode: bool = False) -> Server | None:

@@ -2,9 +2,9 @@
 
 Each fixture vendors the Worker's packages (worker/vendor.sh), then starts
 ``npx wrangler dev --ip 127.0.0.1 --port P`` in its own process group with its own state
-folder (--persist-to), and kills the group afterwards. Without internet, workerd cannot
-download its Python runtime, so when ../shared/tools/workerd-offline/setup exists its
-exports are applied first (MINIFLARE_WORKERD_PATH, a Node >= 22 on PATH).
+folder (--persist-to), and kills the group afterwards (``bench/wrangler.py``, which the
+bench's Worker scenario shares). Without internet, workerd cannot download its Python
+runtime, so when ../shared/tools/workerd-offline/setup exists its exports are applied first.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import NODE_MODULES, ROOT, free_port, stop_group
+from bench import wrangler
+from bench.wrangler import Wrangler
+from conftest import NODE_MODULES, ROOT
 from engine.actors import storage_contract
 from sse_client import call, events, headers, initialize, long_task_until, resume
 from test_conformance import SUITES, check_suite
 
-OFFLINE_SETUP = ROOT.parent / "shared" / "tools" / "workerd-offline" / "setup"
 SECRET = "test-secret"
 
 pytestmark = pytest.mark.worker
@@ -38,22 +39,6 @@ def _require_wrangler() -> None:
         pytest.skip(message)
 
 
-_env_cache: dict = {}
-
-
-def wrangler_env() -> dict:
-    """The environment wrangler dev runs in: ours, plus workerd-offline's exports if present."""
-    if "env" not in _env_cache:
-        env = dict(os.environ)
-        if OFFLINE_SETUP.exists():
-            out = subprocess.run(["bash", "-c", f'eval "$("{OFFLINE_SETUP}" "{ROOT}")" && env -0'],
-                                 capture_output=True, timeout=900, check=True)
-            env = dict(item.split("=", 1) for item in out.stdout.decode().split("\0") if "=" in item)
-        env["WRANGLER_SEND_METRICS"] = "false"
-        _env_cache["env"] = env
-    return _env_cache["env"]
-
-
 _vendored: dict = {}
 
 
@@ -64,9 +49,7 @@ def vendor() -> None:
     if not _vendored:
         USER_MODULE.parent.mkdir(exist_ok=True)
         USER_MODULE.write_text("MINE = True\n")  # a module of the user's own, vendor.sh must keep it
-        subprocess.run([str(ROOT / "worker" / "vendor.sh")], cwd=ROOT, check=True, timeout=600,
-                       env={**os.environ, "PIP": str(Path(os.sys.executable).parent / "pip")},
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wrangler.vendor()
         _vendored["done"] = True
 
 
@@ -78,60 +61,13 @@ def test_vendoring_keeps_the_users_own_modules_and_secrets_stay_out_of_git():
     assert ignored.returncode == 0
 
 
-class Wrangler:
-    """A ``wrangler dev`` subprocess serving one app, restartable on the same state."""
-
-    def __init__(self, app: str, state_dir: str, secret: str = SECRET, variables: dict | None = None):
-        """``variables``: more Worker variables for this run (``{"AUTH_ISSUER": ...}``)."""
-        self.app = app
-        self.state_dir = state_dir
-        self.secret = secret
-        self.variables = variables or {}
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/mcp"
-        self.proc: subprocess.Popen | None = None
-        self.log_path = Path(state_dir) / "wrangler.log"
-        self.start()
-
-    def start(self) -> None:
-        cmd = ["npx", "wrangler", "dev", "--ip", "127.0.0.1", "--port", str(self.port),
-               "--persist-to", self.state_dir, "--var", f"MCP_APP:{self.app}", "--var", "MCP_ACTORS_TEST_HOOKS:1"]
-        if self.secret:
-            cmd += ["--var", f"SESSION_SECRET:{self.secret}"]
-        for name, value in self.variables.items():
-            cmd += ["--var", f"{name}:{value}"]
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=wrangler_env(), start_new_session=True,
-                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"wrangler dev exited:\n{self.log()[-3000:]}")
-            try:
-                httpx.get(self.url.replace("/mcp", "/"), timeout=2)
-                return
-            except httpx.TransportError:
-                time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"wrangler dev did not answer:\n{self.log()[-3000:]}")
-
-    def stop(self) -> None:
-        stop_group(self.proc, grace=15)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
 def _start(app: str, secret: str = SECRET):
     _require_wrangler()
     vendor()
     state = tempfile.mkdtemp(prefix="mcp-actors-wrangler-")
     server = Wrangler(app, state, secret)
     return server
+
 
 
 @pytest.fixture(scope="module")
@@ -431,7 +367,7 @@ def test_authorization_under_workerd(tmp_path):
     app_module = ROOT / "python_modules" / "auth_app.py"
     shutil.copy(ROOT / "tests" / "auth_app.py", app_module)
     issuer = AuthServer()
-    server = Wrangler("auth_app:app", tempfile.mkdtemp(prefix="mcp-actors-wrangler-"),
+    server = Wrangler("auth_app:app", tempfile.mkdtemp(prefix="mcp-actors-wrangler-"), SECRET,
                       variables={"AUTH_ISSUER": issuer.issuer, "AUTH_SCOPES": SCOPE})
     try:
         url = server.url

@@ -9,11 +9,8 @@ suites and the official Python client. At the end the base vendoring is restored
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
-import subprocess
 import tempfile
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -25,7 +22,9 @@ import test_worker
 from conftest import ROOT
 from test_client_python_sdk import connect, text_of
 from test_conformance import check_suite
-from test_worker import Wrangler, _require_wrangler
+from bench import wrangler
+from bench.wrangler import Wrangler
+from test_worker import _require_wrangler
 
 pytestmark = [pytest.mark.worker, pytest.mark.sdk]
 
@@ -33,9 +32,7 @@ APPS = ROOT / "python_modules" / "sdk_apps"
 
 
 def vendor_sdk(major: int) -> None:
-    subprocess.run([str(ROOT / "worker" / "vendor.sh"), "--mcp", str(major)], cwd=ROOT, check=True, timeout=900,
-                   env={**os.environ, "PIP": str(Path(os.sys.executable).parent / "pip")},
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wrangler.vendor("--mcp", str(major))
     test_worker._vendored.clear()  # python_modules no longer holds the base set alone
     shutil.rmtree(APPS, ignore_errors=True)
     shutil.copytree(ROOT / "tests" / "sdk_apps", APPS, ignore=shutil.ignore_patterns("__pycache__", "tasked.py"))

@@ -1,0 +1,132 @@
+"""The Worker under ``wrangler dev`` (the real workerd runtime), for the Worker tier of the
+tests and the bench's Worker scenario.
+
+Without internet, workerd cannot download Cloudflare's Python runtime; when
+``../shared/tools/workerd-offline/setup`` exists, its exports are applied first (it builds
+the runtime from the npm ``pyodide`` package and puts a Node >= 22 on PATH).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+NODE_MODULES = ROOT / "node_modules"
+OFFLINE_SETUP = ROOT.parent / "shared" / "tools" / "workerd-offline" / "setup"
+
+_env_cache: dict = {}
+
+
+def available() -> bool:
+    return (NODE_MODULES / "wrangler").exists()
+
+
+def environment() -> dict:
+    """The environment wrangler dev runs in: ours, plus workerd-offline's exports if present."""
+    if "env" not in _env_cache:
+        env = dict(os.environ)
+        if OFFLINE_SETUP.exists():
+            out = subprocess.run(["bash", "-c", f'eval "$("{OFFLINE_SETUP}" "{ROOT}")" && env -0'],
+                                 capture_output=True, timeout=900, check=True)
+            env = dict(item.split("=", 1) for item in out.stdout.decode().split("\0") if "=" in item)
+        env["WRANGLER_SEND_METRICS"] = "false"
+        _env_cache["env"] = env
+    return _env_cache["env"]
+
+
+def vendor(*args: str) -> None:
+    """``worker/vendor.sh`` with this interpreter's pip (``--mcp 2`` adds the SDK)."""
+    subprocess.run([str(ROOT / "worker" / "vendor.sh"), *args], cwd=ROOT, check=True, timeout=900,
+                   env={**os.environ, "PIP": str(Path(sys.executable).parent / "pip")},
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Wrangler:
+    """A ``wrangler dev`` subprocess serving one app, restartable on the same state."""
+
+    def __init__(self, app: str, state_dir: str, secret: str = "", variables: dict | None = None):
+        """``secret``: SESSION_SECRET; ``variables``: more Worker variables (``{"AUTH_ISSUER": ...}``)."""
+        self.app = app
+        self.state_dir = state_dir
+        self.secret = secret
+        self.variables = variables or {}
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/mcp"
+        self.proc: subprocess.Popen | None = None
+        self.log_path = Path(state_dir) / "wrangler.log"
+        self.start()
+
+    def start(self) -> None:
+        cmd = ["npx", "wrangler", "dev", "--ip", "127.0.0.1", "--port", str(self.port),
+               "--persist-to", self.state_dir, "--var", f"MCP_APP:{self.app}", "--var", "MCP_ACTORS_TEST_HOOKS:1"]
+        if self.secret:
+            cmd += ["--var", f"SESSION_SECRET:{self.secret}"]
+        for name, value in self.variables.items():
+            cmd += ["--var", f"{name}:{value}"]
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=environment(), start_new_session=True,
+                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"wrangler dev exited:\n{self.log()[-3000:]}")
+            try:
+                httpx.get(self.url.replace("/mcp", "/"), timeout=2)
+                return
+            except httpx.TransportError:
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"wrangler dev did not answer:\n{self.log()[-3000:]}")
+
+    def stop(self) -> None:
+        """SIGTERM to its process group, then SIGKILL if it lingers."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def workerd_cpu(self) -> float:
+        """CPU seconds (user + system) the workerd processes of this run have used."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    head, _, rest = f.read().rpartition(")")
+                fields = rest.split()
+                if "workerd" in head and int(fields[2]) == self.proc.pid:  # field 5: the process group
+                    total += (int(fields[11]) + int(fields[12])) / tick
+            except (OSError, ValueError, IndexError):
+                continue
+        return total
