@@ -287,6 +287,11 @@ def worker(plan: Plan) -> None:
     import tempfile
 
     wrangler.vendor()
+    floor = wrangler.Wrangler("", tempfile.mkdtemp(prefix="mcp-actors-bench-wrangler-"), root=wrangler.floor_root())
+    try:
+        _workerd_cost(plan, floor, "Python Worker floor (fixed bytes)", load.MODERN_CALL, {}, lambda: None)
+    finally:
+        floor.stop()
     server = wrangler.Wrangler("engine.demo:app", tempfile.mkdtemp(prefix="mcp-actors-bench-wrangler-"), "bench")
     try:
         modern = _workerd_cost(plan, server, "Worker alone (2026-07-28 echo)", load.MODERN_CALL, {},

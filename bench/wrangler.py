@@ -49,6 +49,23 @@ def vendor(*args: str) -> None:
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def floor_root() -> Path:
+    """A folder holding the Python Worker floor (bench/peers/worker_floor) with the Workers
+    SDK from the project's vendored python_modules/ (run :func:`vendor` first)."""
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="mcp-actors-worker-floor-"))
+    for name in ("wrangler.toml", "entry.py"):
+        shutil.copy(ROOT / "bench" / "peers" / "worker_floor" / name, root / name)
+    modules = root / "python_modules"
+    modules.mkdir()
+    for item in (ROOT / "python_modules").iterdir():
+        if item.name.startswith(("workers", "_workers_sdk", "_pyodide", "_cloudflare")):
+            (shutil.copytree if item.is_dir() else shutil.copy)(item, modules / item.name)
+    return root
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -58,8 +75,11 @@ def _free_port() -> int:
 class Wrangler:
     """A ``wrangler dev`` subprocess serving one app, restartable on the same state."""
 
-    def __init__(self, app: str, state_dir: str, secret: str = "", variables: dict | None = None):
-        """``secret``: SESSION_SECRET; ``variables``: more Worker variables (``{"AUTH_ISSUER": ...}``)."""
+    def __init__(self, app: str, state_dir: str, secret: str = "", variables: dict | None = None,
+                 root: Path = ROOT):
+        """``secret``: SESSION_SECRET; ``variables``: more Worker variables (``{"AUTH_ISSUER": ...}``);
+        ``root``: the folder with the wrangler.toml to run (the project's by default)."""
+        self.root = root
         self.app = app
         self.state_dir = state_dir
         self.secret = secret
@@ -78,7 +98,9 @@ class Wrangler:
         for name, value in self.variables.items():
             cmd += ["--var", f"{name}:{value}"]
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=environment(), start_new_session=True,
+        if self.root != ROOT:
+            cmd[0:2] = [str(NODE_MODULES / ".bin" / "wrangler")]
+        self.proc = subprocess.Popen(cmd, cwd=self.root, env=environment(), start_new_session=True,
                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
