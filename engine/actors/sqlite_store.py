@@ -13,13 +13,21 @@ kept on its own), and every flush of that group raises
 the store serves again as soon as the cause is gone. With ``synchronous=NORMAL`` (the
 default) a commit survives the process being killed; ``synchronous=FULL`` also survives
 power loss, at the cost of an fsync per group.
+
+Checkpoints (copying the write-ahead log into the database file, with an fsync) do not run
+inside commits, where SQLite would run one every thousand pages and stall the event loop
+for it: a thread with a connection of its own runs a passive one every
+``CHECKPOINT_EVERY`` seconds (it neither waits for nor blocks the writer), and ``close()``
+a last, complete one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -30,6 +38,34 @@ T = TypeVar("T")
 SCHEMA_VERSION = "1"
 #: Failed groups remembered for their late flushers.
 _KEEP_FAILURES = 64
+#: Seconds between the checkpointer's passive checkpoints.
+CHECKPOINT_EVERY = 0.5
+
+log = logging.getLogger("engine")
+
+
+class _Checkpointer(threading.Thread):
+    """Checkpoints the write-ahead log off the event loop (see the module doc)."""
+
+    def __init__(self, path: Path):
+        super().__init__(name="mcp-actors-checkpoint", daemon=True)
+        self.path = path
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            while not self.stopping.wait(CHECKPOINT_EVERY):
+                try:
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # the next one tries again; commits are unaffected
+                    log.warning("store: a checkpoint failed: %s", exc)
+        finally:
+            db.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=10)
 
 
 class StoreError(Exception):
@@ -69,6 +105,8 @@ class SqliteBackend:
         #: if that comes after the group ended.
         self._group = 0
         self._failures: dict[int, str] = {}
+        self._checkpointer = _Checkpointer(self.path)
+        self._checkpointer.start()
 
     def _take_lock(self):
         """One server per store: two would each wake their own actor for the same session."""
@@ -95,6 +133,7 @@ class SqliteBackend:
             raise sqlite3.DatabaseError("it holds tables of another application")
         db.execute("PRAGMA journal_mode = WAL")
         db.execute(f"PRAGMA synchronous = {synchronous}")
+        db.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job, off the event loop
         db.execute("CREATE TABLE IF NOT EXISTS mcp_actors (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         db.execute("CREATE TABLE IF NOT EXISTS kv (ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, "
                    "PRIMARY KEY (ns, key)) WITHOUT ROWID")
@@ -239,6 +278,11 @@ class SqliteBackend:
     def close(self) -> None:
         self._savepoints = 0
         self.commit()
+        self._checkpointer.stop()
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.Error:
+            pass  # the log stays; the next open reads it back
         self.db.close()
         self._release()
 
