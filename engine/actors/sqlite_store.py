@@ -18,7 +18,13 @@ Checkpoints (copying the write-ahead log into the database file, with an fsync) 
 inside commits, where SQLite would run one every thousand pages and stall the event loop
 for it: a thread with a connection of its own runs a passive one every
 ``CHECKPOINT_EVERY`` seconds (it neither waits for nor blocks the writer), and ``close()``
-a last, complete one.
+a last, complete one. A passive checkpoint alone would let the log grow without end under
+steady writes: SQLite starts the log over only when a write finds every frame already
+copied, and a writer that never pauses always leaves its latest frames behind. So when the
+thread sees more than ``WAL_RESTART_FRAMES`` frames in the log, the writer, right after its
+next commit, copies the few frames the thread has not (a short passive checkpoint of its
+own, with no other writer to race), and the next write starts the log over; the file is cut
+back to ``WAL_SIZE_LIMIT`` bytes when that happens.
 """
 
 from __future__ import annotations
@@ -40,6 +46,10 @@ SCHEMA_VERSION = "1"
 _KEEP_FAILURES = 64
 #: Seconds between the checkpointer's passive checkpoints.
 CHECKPOINT_EVERY = 0.5
+#: Frames (pages) in the write-ahead log past which the writer helps it start over.
+WAL_RESTART_FRAMES = 4096
+#: Bytes the write-ahead log file is cut back to when it starts over (journal_size_limit).
+WAL_SIZE_LIMIT = 32 * 2**20
 
 log = logging.getLogger("engine")
 
@@ -51,15 +61,21 @@ class _Checkpointer(threading.Thread):
         super().__init__(name="mcp-actors-checkpoint", daemon=True)
         self.path = path
         self.stopping = threading.Event()
+        #: Set here when the log is long, cleared by the writer once it has helped (a plain
+        #: attribute: one thread sets it, the other clears it, either order is harmless).
+        self.restart_wanted = False
 
     def run(self) -> None:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             while not self.stopping.wait(CHECKPOINT_EVERY):
                 try:
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    busy, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error as exc:  # the next one tries again; commits are unaffected
                     log.warning("store: a checkpoint failed: %s", exc)
+                    continue
+                if not busy and frames > WAL_RESTART_FRAMES:
+                    self.restart_wanted = True
         finally:
             db.close()
 
@@ -134,6 +150,7 @@ class SqliteBackend:
         db.execute("PRAGMA journal_mode = WAL")
         db.execute(f"PRAGMA synchronous = {synchronous}")
         db.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's job, off the event loop
+        db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
         db.execute("CREATE TABLE IF NOT EXISTS mcp_actors (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         db.execute("CREATE TABLE IF NOT EXISTS kv (ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, "
                    "PRIMARY KEY (ns, key)) WITHOUT ROWID")
@@ -209,6 +226,9 @@ class SqliteBackend:
                 self.db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._fail(exc)
+            else:
+                if self._checkpointer.restart_wanted:
+                    self._help_restart()
         failed, self._failed = self._failed, None
         self._in_tx = False
         if failed is not None:
@@ -216,6 +236,16 @@ class SqliteBackend:
             while len(self._failures) > _KEEP_FAILURES:
                 del self._failures[next(iter(self._failures))]
         return failed
+
+    def _help_restart(self) -> None:
+        """Copy the frames the checkpointer left behind, so the next write starts the log over."""
+        try:
+            busy, frames, copied = self.db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as exc:  # committed data is safe; the log is just longer
+            log.warning("store: a checkpoint failed: %s", exc)
+            return
+        if not busy and frames == copied:
+            self._checkpointer.restart_wanted = False
 
     async def flush(self, group: int = 0) -> None:
         """Wait for the open group's commit. Raises StoreUnavailable if group ``group``
