@@ -56,9 +56,11 @@ def chart(rows: list[dict], path: Path) -> str:
     return f"chart: {path}"
 
 
-def write(rows: list[dict], judged: list[dict], quick: bool) -> list[str]:
+def write(rows: list[dict], judged: list[dict], quick: bool, profiles: list[dict] | None = None) -> list[str]:
     RESULTS.mkdir(parents=True, exist_ok=True)
     doc = {"machine": machine(), "quick": quick, "rows": rows, "targets": judged}
+    if profiles:
+        doc["profiles"] = profiles
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for name in (f"results-{stamp}.json", "latest.json"):
         (RESULTS / name).write_text(json.dumps(doc, indent=1))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import time
 from typing import Callable
 
-from . import clients, hostile, load, servers
+from . import clients, hostile, load, profile, servers
 
 Row = dict
 
@@ -17,8 +18,10 @@ def say(text: str) -> None:
 
 
 class Plan:
-    def __init__(self, quick: bool):
+    def __init__(self, quick: bool, profiled: bool = False):
         self.quick = quick
+        self.profiled = profiled
+        self.profiles: list[dict] = []
         self.seconds = 1 if quick else 10
         self.warmup = 1 if quick else 2
         self.connections = 16
@@ -29,6 +32,21 @@ class Plan:
                           "unit": unit, "note": note})
         shown = "-" if value is None else (f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.3g}")
         say(f"  {server:28} {metric:24} {shown} {unit} {note}")
+
+    def measure(self, scenario: str, label: str, server: servers.Server, run: Callable[[], dict]) -> dict:
+        """``run()`` the measured load; under --profile, with py-spy sampling mcp-actors meanwhile."""
+        if not (self.profiled and label.startswith("mcp-actors")):
+            return run()
+        slug = re.sub(r"[^a-z0-9]+", "-", f"{scenario} {label}".lower()).strip("-")
+        recording = profile.Recording(server.proc.pid, slug, self.seconds)
+        result = run()
+        summary = recording.finish()
+        self.profiles.append(summary)
+        say(profile.describe(summary))
+        return result
+
+    def note(self, text: str, label: str) -> str:
+        return text + (", measured while profiled" if self.profiled and label.startswith("mcp-actors") else "")
 
     def value(self, scenario: str, server: str, metric: str) -> float | None:
         for row in self.rows:
@@ -52,11 +70,12 @@ def _throughput(plan: Plan, scenario: str, label: str, start: Callable[[], serve
             return
         env = {"MCP_SID": sid or ""}
         load.run(server.url, load.CALL, plan.warmup, plan.connections, env=env)
-        result = load.run(server.url, load.CALL, plan.seconds, plan.connections, env=env)
+        result = plan.measure(scenario, label, server,
+                              lambda: load.run(server.url, load.CALL, plan.seconds, plan.connections, env=env))
         note = f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms"
         if result["errors"]:
             note += f", {result['errors']} errors"
-        plan.add(scenario, label, "requests/s", result["rps"], "req/s", note)
+        plan.add(scenario, label, "requests/s", result["rps"], "req/s", plan.note(note, label))
 
 
 def tools_call_sse(plan: Plan) -> None:
@@ -85,10 +104,11 @@ def _handshakes(plan: Plan, label: str, server: servers.Server, threads: int = 8
     with server:
         clients.open_session(server.url)
         load.run(server.url, load.HANDSHAKE, plan.warmup, threads, threads)
-        result = load.run(server.url, load.HANDSHAKE, plan.seconds, threads, threads)
+        result = plan.measure("c", label, server,
+                              lambda: load.run(server.url, load.HANDSHAKE, plan.seconds, threads, threads))
         plan.add("c", label, "handshakes/s", result["requests"] / 2 / result["seconds"], "/s",
-                 f"initialize + initialized, {threads} connections" + (
-                     f", {result['errors']} errors" if result["errors"] else ""))
+                 plan.note(f"initialize + initialized, {threads} connections" + (
+                     f", {result['errors']} errors" if result["errors"] else ""), label))
 
 
 def handshakes(plan: Plan) -> None:
@@ -177,11 +197,12 @@ def _modern_throughput(plan: Plan, label: str, start: Callable[[], servers.Serve
             plan.add("h", label, "requests/s", None, "", f"check failed: {exc}")
             return
         load.run(server.url, load.MODERN_CALL, plan.warmup, plan.connections)
-        result = load.run(server.url, load.MODERN_CALL, plan.seconds, plan.connections)
+        result = plan.measure("h", label, server,
+                              lambda: load.run(server.url, load.MODERN_CALL, plan.seconds, plan.connections))
         note = f"p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.2f} ms"
         if result["errors"]:
             note += f", {result['errors']} errors"
-        plan.add("h", label, "requests/s", result["rps"], "req/s", note)
+        plan.add("h", label, "requests/s", result["rps"], "req/s", plan.note(note, label))
 
 
 def modern_tools_call(plan: Plan) -> None:
