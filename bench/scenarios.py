@@ -250,7 +250,7 @@ def _tasks_of(plan: Plan, label: str, server: servers.Server, disk: bool) -> Non
             plan.add("i", label, "store bytes/finished task", (server.store_bytes() - before) / made, "B",
                      f"{made:,} tasks; SQLite {before / 2**20:.1f} -> {server.store_bytes() / 2**20:.1f} MiB")
         plan.add("i", label, "RSS bytes/finished task", (server.rss() - rss) / made, "B",
-                 "while their actors are in memory (they leave after --idle-evict)" if disk else
+                 "measured 1 s after the last: a finished task's actor leaves memory after 2 s idle" if disk else
                  "kept for the task's TTL")
         load.run(server.url, load.TASK_GET, plan.warmup, plan.connections, env={"MCP_TASK": task_id})
         result = load.run(server.url, load.TASK_GET, plan.seconds, plan.connections, env={"MCP_TASK": task_id})

@@ -370,3 +370,34 @@ def test_a_failed_commit_while_creating_leaves_no_task_and_the_next_one_works(tm
         await h.runtime.stop()
 
     run(go())
+
+
+def test_a_finished_task_leaves_memory_soon_and_is_read_back_from_storage(tmp_path):
+    """Finished actors kept for the session's --idle-evict would make every full garbage
+    collection walk them; a finished record is final, so its actor leaves after FINISHED_IDLE."""
+
+    async def go():
+        backend = SqliteBackend(tmp_path / "state.db")
+        h = Harness(everything_app, backend)  # --idle-evict: its default, 30 s
+
+        async def modern(rid, method, params):
+            r = await h.request("POST", modern_headers(method, params.get("name", params.get("taskId", ""))),
+                                body(rid, method, params, TASKS))
+            return json.loads(r.body)["result"]
+
+        done = (await modern(1, "tools/call", {"name": "slow_compute", "arguments": {"seconds": 0}}))["taskId"]
+        running = (await modern(2, "tools/call", {"name": "slow_compute", "arguments": {"seconds": 60}}))["taskId"]
+        for _ in range(100):
+            if (await modern(3, "tasks/get", {"taskId": done}))["status"] == "completed":
+                break
+            await asyncio.sleep(0.02)
+        now = time.time()
+        h.runtime.evict_idle(now + task_actor.FINISHED_IDLE / 2)
+        assert done in h.runtime.task_actors  # not yet
+        h.runtime.evict_idle(now + task_actor.FINISHED_IDLE + 0.5)
+        assert done not in h.runtime.task_actors and running in h.runtime.task_actors
+        task = await modern(4, "tasks/get", {"taskId": done})  # woken from storage, same answer
+        assert task["status"] == "completed" and "Result: 42" in json.dumps(task)
+        await h.runtime.stop()
+
+    run(go())
