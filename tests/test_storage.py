@@ -142,3 +142,44 @@ def test_sqlite_write_ahead_log_stays_bounded_under_steady_writes(tmp_path, monk
     again = SqliteBackend(path)
     assert len(again.namespace("steady").list("k")) == writes  # nothing committed was lost on the way
     again.close()
+
+
+def test_failing_checkpoints_are_said_once_a_streak_and_commits_go_on(tmp_path, monkeypatch, caplog):
+    """A full disk would fail a checkpoint every half second: one warning, then one when they work."""
+    from engine.actors import sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY", 0.005)
+    real = sqlite3.connect
+    calls = []
+
+    class FailingThenFine:
+        def execute(self, sql):
+            calls.append(sql)
+            if len(calls) <= 5:
+                raise sqlite3.OperationalError("disk I/O error")
+            return real(":memory:").execute("SELECT 0, 0, 0")
+
+        def close(self):
+            pass
+
+    def connect(path, *args, check_same_thread=True, **kwargs):  # the checkpointer's own connection
+        return FailingThenFine() if not check_same_thread else real(path, *args, check_same_thread=True, **kwargs)
+
+    monkeypatch.setattr(sqlite_store.sqlite3, "connect", connect)
+    caplog.set_level("WARNING", logger="engine")
+
+    async def go():
+        b = SqliteBackend(tmp_path / "state.db")
+        ns = b.namespace("s")
+        for i in range(200):
+            if len(calls) > 8:
+                break
+            ns.put(f"k{i}", b"v")
+            await ns.flush()  # commits are not the checkpointer's business
+            await asyncio.sleep(0.005)
+        b.close()
+
+    asyncio.run(go())
+    said = [r.getMessage() for r in caplog.records if "checkpoints" in r.getMessage()]
+    assert len(calls) > 8
+    assert len(said) == 2 and "failing" in said[0] and "disk I/O error" in said[0] and "work again" in said[1]

@@ -67,13 +67,19 @@ class _Checkpointer(threading.Thread):
 
     def run(self) -> None:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        failing = False  # said once a streak (a full disk would fail one every half second)
         try:
             while not self.stopping.wait(CHECKPOINT_EVERY):
                 try:
                     busy, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error as exc:  # the next one tries again; commits are unaffected
-                    log.warning("store: a checkpoint failed: %s", exc)
+                    if not failing:
+                        log.warning("store: checkpoints are failing (%s); the log grows until they work", exc)
+                    failing = True
                     continue
+                if failing:
+                    log.warning("store: checkpoints work again")
+                    failing = False
                 if not busy and frames > WAL_RESTART_FRAMES:
                     self.restart_wanted = True
         finally:
