@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
-import pytest
 
 import mcp.types as types
 from mcp import Client
@@ -22,18 +21,9 @@ from test_client_python_sdk import run, text_of
 MODERN = "2026-07-28"
 
 
-@pytest.fixture(scope="module")
-def everything():
-    from conftest import Server
-
-    server = Server("examples.everything:app")
-    yield server
-    server.stop()
-
-
-def test_pinned_modern_mode_calls_a_plain_tool(everything):
+def test_pinned_modern_mode_calls_a_plain_tool(everything_server):
     async def body():
-        async with Client(everything.url, mode=MODERN) as client:
+        async with Client(everything_server.url, mode=MODERN) as client:
             assert client.protocol_version == MODERN
             tools = await client.list_tools()
             assert tools.tools[0].name == "test_simple_text"
@@ -47,7 +37,7 @@ def test_pinned_modern_mode_calls_a_plain_tool(everything):
     run(body)
 
 
-def test_auto_mode_adopts_2026_and_answers_an_elicitation_round_trip(everything):
+def test_auto_mode_adopts_2026_and_answers_an_elicitation_round_trip(everything_server):
     asked: list[str] = []
 
     async def on_elicit(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
@@ -56,7 +46,7 @@ def test_auto_mode_adopts_2026_and_answers_an_elicitation_round_trip(everything)
         return types.ElicitResult(action="accept", content=answer)
 
     async def body():
-        async with Client(everything.url, elicitation_callback=on_elicit) as client:
+        async with Client(everything_server.url, elicitation_callback=on_elicit) as client:
             assert client.protocol_version == MODERN  # the probe found the stateless era
             result = await client.call_tool("test_input_required_result_elicitation", {})
             assert text_of(result) == "Hello, Alice!"
@@ -67,7 +57,7 @@ def test_auto_mode_adopts_2026_and_answers_an_elicitation_round_trip(everything)
     assert asked == ["What is your name?", "What is your name?", "What is your favourite colour?"]
 
 
-def test_modern_sampling_roots_progress_and_logs(everything):
+def test_modern_sampling_roots_progress_and_logs(everything_server):
     progress: list[float] = []
     logs: list[str] = []
 
@@ -85,7 +75,7 @@ def test_modern_sampling_roots_progress_and_logs(everything):
         logs.append(params.data)
 
     async def body():
-        async with Client(everything.url, mode=MODERN, sampling_callback=on_sample, list_roots_callback=on_roots,
+        async with Client(everything_server.url, mode=MODERN, sampling_callback=on_sample, list_roots_callback=on_roots,
                           logging_callback=on_log, log_level="info") as client:
             sampled = await client.call_tool("test_input_required_result_sampling", {})
             assert text_of(sampled) == "The model says: Paris"
@@ -101,11 +91,11 @@ def test_modern_sampling_roots_progress_and_logs(everything):
     assert logs == ["logging tool: info", "logging tool: warning"]
 
 
-def test_modern_listen_stream_hears_a_tools_change(everything):
+def test_modern_listen_stream_hears_a_tools_change(everything_server):
     heard: list = []
 
     async def body():
-        async with Client(everything.url, mode=MODERN) as client, Client(everything.url, mode=MODERN) as other:
+        async with Client(everything_server.url, mode=MODERN) as client, Client(everything_server.url, mode=MODERN) as other:
             async with client.listen(tools_list_changed=True) as subscription:
                 await other.call_tool("test_trigger_tool_change", {})
                 with anyio.fail_after(5):

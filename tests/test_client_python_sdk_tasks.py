@@ -13,7 +13,6 @@ from typing import Any, Literal
 
 import anyio
 import mcp_types
-import pytest
 from pydantic import Field
 
 from mcp import Client
@@ -94,23 +93,14 @@ class Tasks(ClientExtension):
                 await anyio.sleep((task.poll_interval_ms or 500) / 1000)
 
 
-@pytest.fixture(scope="module")
-def everything():
-    from conftest import Server
-
-    server = Server("examples.everything:app")
-    yield server
-    server.stop()
-
-
-def test_the_python_sdk_drives_tasks_to_their_results(everything):
+def test_the_python_sdk_drives_tasks_to_their_results(everything_server):
     extension = Tasks()
 
     async def on_elicit(context: Any, params: Any) -> Any:  # declares the capability; tasks ask via inputRequests
         raise AssertionError("a task's question comes in tasks/get, not as a request")
 
     async def body():
-        async with Client(everything.url, extensions=[extension], elicitation_callback=on_elicit) as client:
+        async with Client(everything_server.url, extensions=[extension], elicitation_callback=on_elicit) as client:
             assert client.protocol_version == "2026-07-28"
             result = await client.call_tool("slow_compute", {"seconds": 1, "label": "sdk"})
             assert text_of(result) == 'Computation "sdk" completed after 1 seconds. Result: 42.'
