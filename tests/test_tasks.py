@@ -297,11 +297,7 @@ def test_a_task_nobody_asks_about_is_failed_by_its_alarm_after_a_restart(tmp_pat
         assert record.status == "failed" and record.status_message.startswith(RESTARTED)
         await h.runtime.stop()
 
-    run(go())
-
-
-def run(coro):
-    return asyncio.run(coro)
+    asyncio.run(go())
 
 
 def test_a_finished_task_and_its_result_are_deleted_at_its_ttl(tmp_path):
@@ -325,7 +321,7 @@ def test_a_finished_task_and_its_result_are_deleted_at_its_ttl(tmp_path):
         assert h.runtime.backend.namespace(sid).list("k/") == []
         await h.runtime.stop()
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_a_session_keeps_a_bounded_number_of_tasks(monkeypatch):
@@ -345,7 +341,7 @@ def test_a_session_keeps_a_bounded_number_of_tasks(monkeypatch):
         assert "task" in messages(await h.drain(r))[-1]["result"]
         await h.runtime.stop()
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_a_failed_commit_while_creating_leaves_no_task_and_the_next_one_works(tmp_path):
@@ -369,7 +365,7 @@ def test_a_failed_commit_while_creating_leaves_no_task_and_the_next_one_works(tm
         assert "Result: 42" in messages(await h.drain(r))[-1]["result"]["content"][0]["text"]
         await h.runtime.stop()
 
-    run(go())
+    asyncio.run(go())
 
 
 def test_a_finished_task_leaves_memory_soon_and_is_read_back_from_storage(tmp_path):
@@ -400,4 +396,4 @@ def test_a_finished_task_leaves_memory_soon_and_is_read_back_from_storage(tmp_pa
         assert task["status"] == "completed" and "Result: 42" in json.dumps(task)
         await h.runtime.stop()
 
-    run(go())
+    asyncio.run(go())
