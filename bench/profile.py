@@ -22,9 +22,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from .report import RESULTS
 from .servers import cores, pinned
 
-RESULTS = Path(__file__).resolve().parent / "results"
 RATE = 250  # samples a second: enough for a 10 s window, cheap enough to leave the load alone
 
 # Where a sample's CPU went, by the file of its innermost Python frame; the first match wins.
