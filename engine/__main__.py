@@ -1,3 +1,3 @@
-from .local.cli import main
+from .cli import main
 
 main()

@@ -81,7 +81,7 @@ def test_hibernate_and_wake_with_identical_state(tmp_path):
         assert not runtime.evict_idle(time.time())  # not idle yet
         assert runtime.evict_idle(time.time() + 11) == 1
         assert sid not in runtime.actors
-        woken = runtime.get(sid)
+        woken = await runtime.get(sid)
         assert woken is not actor
         # Hibernation writes down the last activity (expiry counts from it); all else is identical.
         assert woken.session.state.last_seen == actor.last_active
@@ -90,7 +90,7 @@ def test_hibernate_and_wake_with_identical_state(tmp_path):
         reply = await woken.post(msg({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
                                       "params": {"name": "echo", "arguments": {"text": "after"}}}))
         assert b'"text":"after"' in reply.body
-        assert runtime.get("no-such-session") is None
+        assert await runtime.get("no-such-session") is None
         backend.close()
     asyncio.run(go())
 
@@ -109,7 +109,7 @@ def test_expiry_by_alarm_and_alarm_retries(tmp_path, monkeypatch):
         # the others' alarms find their handshake done and re-arm for the full TTL
         assert unused.storage.get_alarm() == pytest.approx(t0 + 60, abs=2)
         await runtime.run_alarms(t0 + 61)
-        assert runtime.expired == 1 and runtime.get(unused.session.id) is None
+        assert runtime.expired == 1 and await runtime.get(unused.session.id) is None
         runtime.expired = 0
         assert keep.storage.get_alarm() == pytest.approx(t0 + 100, abs=2)
         keep.last_active = t0 + 60  # keep was used later on
@@ -117,8 +117,8 @@ def test_expiry_by_alarm_and_alarm_retries(tmp_path, monkeypatch):
         assert not runtime.actors
         await runtime.run_alarms(t0 + 101)
         assert runtime.expired == 1
-        assert runtime.get(drop.session.id) is None and not backend.exists(drop.session.id, "meta")
-        woken = runtime.get(keep.session.id)
+        assert await runtime.get(drop.session.id) is None and not backend.exists(drop.session.id, "meta")
+        woken = await runtime.get(keep.session.id)
         assert woken is not None and woken.storage.get_alarm() == pytest.approx(t0 + 160, abs=2)
 
         async def broken(self, now=None):
@@ -342,7 +342,8 @@ def test_bad_store_files_are_clear_errors_at_start(tmp_path):
     blocked.write_text("a file where a folder should be")
     for spec, words in ((f"sqlite:{garbage}", "not a usable mcp-actors store"),
                         (f"sqlite:{blocked}/x/state.db", "cannot create the folder"),
-                        ("postgres://nope", "use sqlite:PATH or memory")):
+                        ("redis://nope", "use sqlite:PATH, memory or postgresql://"),
+                        (f"postgresql://nobody@127.0.0.1:{free_port()}/mcp", "cannot connect to the database")):
         proc = subprocess.run([sys.executable, "-m", "engine", "serve", "--port", str(free_port()), "--store", spec],
                               cwd=ROOT, capture_output=True, text=True, timeout=20)
         assert proc.returncode != 0, spec

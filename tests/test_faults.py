@@ -152,7 +152,7 @@ def test_an_unreadable_session_is_isolated_and_the_others_go_on(tmp_path):
         h.runtime.evict_idle(time.time() + 1)
         later = time.time() + 101
         await h.runtime.run_alarms(later)
-        assert h.runtime.get(expiring) is None and h.runtime.expired >= 1
+        assert await h.runtime.get(expiring) is None and h.runtime.expired >= 1
         retry_at = backend.namespace(broken).get_alarm()
         assert retry_at is not None and retry_at >= later + 1  # backed off, not a hot loop
         backend.close()
@@ -287,7 +287,7 @@ def test_a_delivered_stream_is_dropped_after_its_grace_by_the_alarm(tmp_path):
         assert 1 in actor.log.streams
         h.runtime.evict_idle(time.time() + 3600)  # asleep: only the alarm can drop the stream now
         await h.runtime.run_alarms(alarm + 0.1)
-        woken = h.runtime.get(sid)
+        woken = await h.runtime.get(sid)
         assert 1 not in woken.log.streams and backend.namespace(sid).list("e/0000000001/") == []
         assert backend.namespace(sid).get_alarm() > time.time() + 3000  # back to the session's TTL
         backend.close()

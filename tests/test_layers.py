@@ -21,6 +21,8 @@ ALLOWED = {
     "app": {"protocol", "app"},
     "actors": {"protocol", "app", "actors"},
     "local": {"protocol", "app", "actors", "local"},
+    # The cluster is the local runtime with its actors' homes in a shared database.
+    "cluster": {"protocol", "app", "actors", "local", "cluster"},
 }
 
 

@@ -197,13 +197,13 @@ def test_session_ends_after_its_stream_closes():
         assert reply.body.startswith(b"event: endpoint\ndata: /messages?session_id=x")
         t0 = time.time()
         await runtime.run_alarms(t0 + 3600)  # the stream is open: no expiry, whatever the time
-        assert runtime.get(actor.session.id) is actor
+        assert await runtime.get(actor.session.id) is actor
         reply.connection.detach()
         assert actor.storage.get_alarm() == pytest.approx(t0 + 30, abs=2)
         await runtime.run_alarms(t0 + 10)
-        assert runtime.get(actor.session.id) is actor  # within the grace period
+        assert await runtime.get(actor.session.id) is actor  # within the grace period
         await runtime.run_alarms(t0 + 31)
-        assert runtime.get(actor.session.id) is None and runtime.expired == 1
+        assert await runtime.get(actor.session.id) is None and runtime.expired == 1
     asyncio.run(go())
 
 

@@ -57,11 +57,11 @@ class Announcer:
         self.env = env
 
     def __call__(self, method: str, params: dict | None, uri: str | None) -> None:
-        _current().send(self.env.SESSIONS, HUB_OBJECT, {ANNOUNCE_HEADER: APP}, _encode((method, params, uri)))
+        _current().post(self.env.SESSIONS, HUB_OBJECT, {ANNOUNCE_HEADER: APP}, _encode((method, params, uri)))
 
     def task(self, task_id: str, detailed: dict, owner: str = "") -> None:
         """A task's new state, for its owner's streams that follow it (``notifications/tasks``)."""
-        _current().send(self.env.SESSIONS, HUB_OBJECT, {ANNOUNCE_HEADER: TASK}, _encode((task_id, detailed, owner)))
+        _current().post(self.env.SESSIONS, HUB_OBJECT, {ANNOUNCE_HEADER: TASK}, _encode((task_id, detailed, owner)))
 
     async def drain(self) -> None:
         """Wait until this context's announcements have reached the hub."""

@@ -22,6 +22,7 @@ import msgspec
 from pyodide.ffi import create_proxy, to_js
 from workers import DurableObject, Response
 
+from engine.actors import links
 from engine.actors.front import Front, SessionUnreadable
 from engine.actors.listen_hub import ListenHub
 from engine.actors.session_actor import SessionActor
@@ -112,7 +113,7 @@ class SessionObject(DurableObject):
         link = request.headers.get(task_link.LINK_HEADER)
         if link:  # one of this session's tasks, from its own object
             actor = await self._linked()
-            status, body = await task_link.serve(actor, link, request.headers.get(task_link.TASK_HEADER) or "",
+            status, body = await links.serve_link(actor, link, request.headers.get(task_link.TASK_HEADER) or "",
                                                  await request.bytes())
             return Response(body or None, status=status)
         check = request.headers.get(contract_hook.HEADER)

@@ -15,27 +15,22 @@ from __future__ import annotations
 
 import logging
 
-import msgspec
-
 from pyodide.ffi import create_proxy, to_js
 from workers import DurableObject, Response
 
+from engine.actors import links
 from engine.actors.task_actor import TaskActor
-from engine.protocol import spec, tasks
-from engine.protocol.jsonrpc import ProtocolError
-from engine.protocol.storage import StoreUnavailable
+from engine.protocol import tasks
 from engine.protocol.tasks import TaskRecord
 
 import config
 import hub
 from do_storage import DurableObjectStorage
 from internal import Outbox
-from task_directory import CANCEL, CREATE, GET, OP_HEADER, OUTCOME, OWNER_HEADER, UPDATE
+from task_directory import OP_HEADER, OWNER_HEADER
 from task_link import SessionLink
 
 log = logging.getLogger("engine")
-
-_encode = msgspec.json.Encoder().encode
 
 
 class TaskObject(DurableObject):
@@ -75,36 +70,18 @@ class TaskObject(DurableObject):
 
     async def fetch(self, request):
         hub.use_outbox(self.outbox)
-        op = request.headers.get(OP_HEADER)
-        owner = request.headers.get(OWNER_HEADER) or ""
-        try:
-            if op == CREATE:
-                record = tasks.decode(await request.bytes())
-                actor = await self._actor()
-                if actor is None:  # (a retried create finds the task it made)
-                    actor = await self._actor(record)
-                    await actor.create()  # type: ignore[union-attr]
-            else:
-                actor = await self._actor()
-                if actor is None or actor.record.owner != owner:
-                    return Response(None, status=404)
-                if op == UPDATE:
-                    actor.update(msgspec.json.decode(await request.bytes()))
-                elif op == CANCEL:
-                    actor.cancel()
-                elif op == OUTCOME:
-                    await actor.outcome()
-                elif op != GET:
-                    return Response(None, status=400)
-            await self.storage.flush()
-        except ProtocolError as exc:
-            return Response(_encode({"code": exc.code, "message": exc.message}), status=422)
-        except StoreUnavailable as exc:
-            self.actor = None  # what it holds is ahead of storage: wake it again next time
-            log.error("task object: %s", exc)
-            return Response(_encode({"code": spec.INTERNAL_ERROR, "message": "The task's storage failed; try again"}),
-                            status=503)
-        return Response(tasks.encode(actor.record))
+        status, body = await links.serve_task(self._find, request.headers.get(OP_HEADER) or "",
+                                              request.headers.get(OWNER_HEADER) or "", await request.bytes(),
+                                              self.storage.flush, self._lost)
+        return Response(body or None, status=status)
+
+    async def _find(self, record: TaskRecord | None) -> TaskActor | None:
+        """The task's actor; for a create, the one a retried create made, or a new one."""
+        return await self._actor() or (await self._actor(record) if record is not None else None)
+
+    def _lost(self) -> None:
+        self.actor = None  # what it holds is ahead of storage: wake it again next time
+        log.error("task object: the task's storage could not commit")
 
     async def alarm(self, *_args):
         hub.use_outbox(self.outbox)

@@ -41,11 +41,13 @@ def _key(seq: int) -> str:
 class Announcements:
     __slots__ = ("storage", "keep", "entries", "last")
 
-    def __init__(self, storage: Storage, keep: int = 1000):
+    def __init__(self, storage: Storage | None, keep: int = 1000):
+        """``storage``: where this process keeps the log; None where the log is kept
+        elsewhere (a cluster's database) and this object holds a copy, fed by :meth:`add`."""
         self.storage = storage
         self.keep = keep
         self.entries: list[Entry] = []
-        for key, raw in storage.list("a/"):
+        for key, raw in storage.list("a/") if storage is not None else ():
             stored = _decode(raw)
             self.entries.append((int(key[2:]), stored.method, stored.params, stored.uri))
         #: The number of the latest announcement (0: none yet).
@@ -53,12 +55,19 @@ class Announcements:
 
     def append(self, method: str, params: dict | None, uri: str | None) -> int:
         """Keep an announcement; returns its number."""
-        self.last += 1
-        self.entries.append((self.last, method, params, uri))
+        assert self.storage is not None
+        self.add(self.last + 1, method, params, uri)
         self.storage.put(_key(self.last), _encode(_Stored(method, params, uri)))
-        while len(self.entries) > self.keep:
-            self.storage.delete(_key(self.entries.pop(0)[0]))
         return self.last
+
+    def add(self, seq: int, method: str, params: dict | None, uri: str | None) -> None:
+        """Announcement number ``seq`` (the next one) into the log."""
+        self.last = seq
+        self.entries.append((seq, method, params, uri))
+        while len(self.entries) > self.keep:
+            dropped = self.entries.pop(0)[0]
+            if self.storage is not None:
+                self.storage.delete(_key(dropped))
 
     def since(self, heard: int) -> tuple[list[Entry], bool]:
         """The announcements after number ``heard``, and whether some of them are no longer

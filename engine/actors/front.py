@@ -71,6 +71,20 @@ class SessionUnreadable(Exception):
     """The session exists but its stored state cannot be loaded (the host logged why)."""
 
 
+class ActorElsewhere(Exception):
+    """The actor is active in another process (a cluster): ``relay(route, body)`` carries
+    the request there and gives its response, or None when that process no longer holds
+    the actor (the front then asks its host again)."""
+
+    def __init__(self, relay: Callable[[Route, bytes], Awaitable["Response | None"]]):
+        super().__init__("the actor is active in another process")
+        self.relay = relay
+
+
+#: How often one request may be sent on after the actor moved between processes.
+_RELAYS = 3
+
+
 class ActorHost(Protocol):
     """How a runtime finds its session actors: the local registry, or a Durable Object
     that hosts exactly one. A closed actor is never handed out again: the host wakes a
@@ -79,7 +93,8 @@ class ActorHost(Protocol):
     async def activate(self, session_id: str | None, create: bool) -> SessionActor | None:
         """A new session's actor (``create``; ``session_id`` None lets the host pick the
         id), or an existing session's, woken from storage if need be; None if unknown.
-        Raises :class:`SessionUnreadable` when its stored state cannot be loaded."""
+        Raises :class:`SessionUnreadable` when its stored state cannot be loaded, and
+        :class:`ActorElsewhere` when another process holds it."""
         ...
 
     def forget(self, actor: SessionActor) -> None:
@@ -187,8 +202,9 @@ class Front:
         return Response(200, JSON_HEADERS + [(b"content-length", b"%d" % len(body))]
                         + _encode(cors + (("cache-control", "public, max-age=3600"),)), body)
 
-    async def serve(self, r: Route, msg: Message | None, host: ActorHost) -> Response:
-        """Find or create the route's actor, let it serve the request, and shape the reply.
+    async def serve(self, r: Route, msg: Message | None, host: ActorHost, body: bytes = b"") -> Response:
+        """Find or create the route's actor, let it serve the request, and shape the reply;
+        where another process holds the actor, relay the request (``body``: as it came) there.
 
         Faults stay with their session: an unreadable one answers 404, a failed commit 503
         (the actor is replaced by one woken from storage), anything else 500; the error is
@@ -198,7 +214,16 @@ class Front:
         actor: SessionActor | None = None
         try:
             create = r.action in router.CREATES
-            actor = await host.activate(r.session_id, create)
+            for _ in range(_RELAYS):
+                try:
+                    actor = await host.activate(r.session_id, create)
+                    break
+                except ActorElsewhere as elsewhere:
+                    relayed = await elsewhere.relay(r, body)
+                    if relayed is not None:
+                        return relayed
+            else:
+                raise StoreUnavailable(f"session {r.session_id} moves between processes too often")
             if actor is None:
                 raise http.session_not_found(r.session_id or "", msg)
             if create:
@@ -253,8 +278,8 @@ class Front:
         admitted = await self.admit(method, path, query, headers, read_body, root_path, base_url)
         if isinstance(admitted, Response):
             return admitted
-        r, msg, _body = admitted
-        return await self.serve(r, msg, host)
+        r, msg, body = admitted
+        return await self.serve(r, msg, host, body)
 
     # -- the response ----------------------------------------------------------------------
 

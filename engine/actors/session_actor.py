@@ -573,6 +573,8 @@ class SessionActor:
         """An app-wide notification (number ``seq`` of the app's announcement log); sent on
         the GET stream if this session wants it."""
         if seq:
+            if seq <= self.session.state.announced:
+                return  # heard already (in a cluster, before this process's copy of the log caught up)
             self.session.state.announced = seq  # written with the next save (at the latest, hibernation)
         if not self.session.ready:
             return

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from ..actors.auth import gate_from
 from ..actors.connection import Connection
-from ..actors.front import Front
+from ..actors.front import Front, Response
 from ..actors.settings import Settings
 from ..protocol import http, request_state
 from .fetch import fetch_json
@@ -91,9 +91,14 @@ class McpAsgi:
     def __init__(self, runtime: LocalRuntime, settings: Settings, verifier: Any = None):
         """``verifier``: a TokenVerifier of your own (else ``settings.auth`` says)."""
         self.runtime = runtime
-        key = request_state.derive(runtime.secret(settings.secret), "request-state")
+        self.settings = settings
+        secret = runtime.secret(settings.secret)  # None: the runtime learns it when it starts
+        key = request_state.derive(secret, "request-state") if secret else b""
         gate = gate_from(settings, fetch_json, runtime.app.name, verifier)
         self.front = Front(settings, runtime.app, key, gate)
+        #: The cluster's endpoint for calls between processes, on a port of its own (None:
+        #: not a cluster); an ASGI callable with a ``port``.
+        self.internal: Any = runtime.internal_endpoint(self.front)
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         kind = scope["type"]
@@ -106,7 +111,14 @@ class McpAsgi:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                await self.runtime.start()
+                try:
+                    await self.runtime.start()
+                except Exception as exc:  # (the store cannot be reached, say): a message, not a traceback
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                if not self.front.state_key:
+                    self.front.state_key = request_state.derive(await self.runtime.started_secret(
+                        self.settings.secret), "request-state")
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.runtime.stop()
@@ -114,6 +126,10 @@ class McpAsgi:
                 return
 
     async def _http(self, scope: dict, receive: Callable, send: Callable) -> None:
+        internal = self.internal
+        if internal is not None and scope.get("server", (None, None))[1] == internal.port:
+            await internal(scope, receive, send)
+            return
         try:
             headers = _headers(scope)
             base_url = f"{scope.get('scheme', 'http')}://{headers.get('host', 'localhost')}" \
@@ -123,16 +139,22 @@ class McpAsgi:
                 headers, _BodyReader(receive), self.runtime, scope.get("root_path", ""), base_url)
         except ConnectionResetError:
             return
-        await send({"type": "http.response.start", "status": response.status, "headers": response.headers})
-        conn = response.stream
-        if conn is None:
-            await send({"type": "http.response.body", "body": response.body})
-            return
-        watcher = asyncio.get_running_loop().create_task(_watch_disconnect(receive, conn))
-        try:
-            await self.front.pump(response, _AsgiWriter(send))
-        finally:
-            watcher.cancel()
+        await send_response(self.front, response, receive, send)
+
+
+async def send_response(front: Front, response: Response, receive: Callable, send: Callable) -> None:
+    """Send the front's response on ASGI: the head, then the body, or the open stream's
+    events until it ends or the client goes away."""
+    await send({"type": "http.response.start", "status": response.status, "headers": response.headers})
+    conn = response.stream
+    if conn is None:
+        await send({"type": "http.response.body", "body": response.body})
+        return
+    watcher = asyncio.get_running_loop().create_task(_watch_disconnect(receive, conn))
+    try:
+        await front.pump(response, _AsgiWriter(send))
+    finally:
+        watcher.cancel()
 
 
 async def _watch_disconnect(receive: Callable, conn: Connection) -> None:
@@ -141,4 +163,3 @@ async def _watch_disconnect(receive: Callable, conn: Connection) -> None:
         if message["type"] == "http.disconnect":
             conn.close()
             return
-

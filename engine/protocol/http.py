@@ -346,6 +346,21 @@ def store_unavailable(msg: Message | None = None) -> HttpError:
     )
 
 
+def holder_lost(msg: Message | None = None) -> HttpError:
+    """In a cluster: the request went to the process holding its session, which stopped
+    answering before its reply began; whether it was applied is unknown. Retrying is safe
+    for what can be repeated; the session itself lives on (another process takes it over)."""
+    return HttpError(
+        503,
+        spec.HOLDER_LOST,
+        "Service Unavailable: the server process holding this session stopped while handling this request, so "
+        "whether it was applied is unknown; the session carries on elsewhere: retry, or resume the stream with "
+        "Last-Event-ID",
+        request_id=request_id_of(msg),
+        headers=(("retry-after", "1"),),
+    )
+
+
 def internal_error(msg: Message | None = None) -> HttpError:
     """A fault of the server's own (logged there); the client learns no more than that."""
     return HttpError(

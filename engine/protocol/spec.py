@@ -77,6 +77,9 @@ REQUEST_CANCELLED = -32800
 SERVER_BUSY = -32801
 #: The store could not commit (disk full, I/O error): the request was not applied (503).
 STORE_UNAVAILABLE = -32802
+#: In a cluster: the process that held the session stopped while it handled the request,
+#: so whether it was applied is unknown (503). Outside the reserved range.
+HOLDER_LOST = -32803
 
 # -- HTTP ------------------------------------------------------------------------------
 

@@ -10,15 +10,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 
 import msgspec
 
-from ..actors.settings import DEFAULT_APP, BadSetting, ServerLimits, Settings, add_arguments, from_args
-from ..actors.sqlite_store import StoreError
-from ..app.application import App
-from ..app.loader import AppLoadError, load_app
-from ..protocol.storage import Backend
-from .runtime import open_backend
+from .actors.settings import DEFAULT_APP, BadSetting, ServerLimits, Settings, add_arguments, from_args
+from .actors.sqlite_store import StoreError
+from .app.application import App
+from .app.loader import AppLoadError, load_app
+from .protocol.storage import Backend
+from .local.runtime import open_backend
 
 _ANY_ADDRESS = ("0.0.0.0", "::", "")
 #: File descriptors kept free of connections: the store, its lock, the log, the listener.
@@ -84,27 +85,101 @@ def _fit_to_fd_limit(limits: ServerLimits) -> ServerLimits:
     return limits
 
 
+def _is_cluster(store: str) -> bool:
+    return store.startswith(("postgresql://", "postgres://"))
+
+
+def _display(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket (bound here, so that ``--workers`` share it and ``--port 0`` is known)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"error: could not listen on {_display(host)}:{port}: {(exc.strerror or str(exc)).lower()}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _advertised(values: dict, host: str, port: int, index: int) -> str:
+    """Where the other processes reach this one: ``--advertise-url`` (its port moved up by
+    the worker's index, when it names one), else the internal socket's own address."""
+    url = values["--advertise-url"]
+    if not url:
+        if host in _ANY_ADDRESS:
+            raise SystemExit("error: --advertise-url: with --host " + (host or "''") + " the other processes cannot "
+                             "know this one's address; pass --advertise-url http://ADDRESS:PORT (its internal port)")
+        return f"http://{_display(host)}:{port}"
+    scheme, _, rest = url.partition("://")
+    hostport = rest.split("/", 1)[0]
+    name, sep, given = hostport.rpartition(":")
+    if sep and given.isdigit() and "]" not in given:
+        return f"{scheme}://{name}:{int(given) + index}"
+    return f"{scheme}://{hostport}:{port}"
+
+
 def main(argv: list[str] | None = None) -> None:
     settings, values = configure(argv)
     try:
         app: App = load_app(settings.app)
     except AppLoadError as exc:
         raise SystemExit(f"error: {exc}") from None
-    backend = open_store(values["--store"])
+    store = values["--store"]
+    cluster, workers = _is_cluster(store), values["--workers"]
+    if workers > 1 and not cluster:
+        raise SystemExit("error: --workers: several processes need a store they can share: pass --store "
+                         "postgresql://... (an SQLite file is served by one process; see the README)")
     level = values["--log-level"]
     logging.basicConfig(level="DEBUG" if level == "trace" else level.upper(),
                         format="%(levelname)s %(name)s: %(message)s")
+    public = _listen(values["--host"], values["--port"])
+    if workers > 1:
+        from .local.workers import supervise
+
+        print(f"mcp-actors: {workers} workers on port {public.getsockname()[1]}", flush=True)
+        raise SystemExit(supervise(workers, lambda i: _serve(app, settings, values, public, i),
+                                   values["--drain-timeout"] + 15))
+    _serve(app, settings, values, public, 0)
+
+
+def _serve(app: App, settings: Settings, values: dict, public: socket.socket, index: int) -> None:
     import uvicorn
 
-    from .asgi import McpAsgi
-    from .runtime import LocalRuntime
+    from .local.asgi import McpAsgi
+    from .local.runtime import LocalRuntime
 
-    host, port, paths = values["--host"], values["--port"], settings.paths
-    display = f"[{host}]" if ":" in host else host
-    runtime = LocalRuntime(app, settings.http, backend, settings.lifetimes)
+    host, paths, store = values["--host"], settings.paths, values["--store"]
+    port = public.getsockname()[1]
+    display = _display(host)
+    sockets = [public]
+    cluster = _is_cluster(store)
+    runtime: LocalRuntime
+    if cluster:
+        from .cluster.runtime import ClusterRuntime
+        from .cluster.store import PostgresBackend, _shown
+
+        base = values["--internal-port"]
+        internal = _listen(host, base + index if base else 0)
+        internal_port = internal.getsockname()[1]
+        sockets.append(internal)
+        url = _advertised(values, host, internal_port, index)
+        runtime = ClusterRuntime(app, settings.http, PostgresBackend(store, lease=values["--lease"]),
+                                 settings.lifetimes, url=url, lease=values["--lease"],
+                                 drain_timeout=values["--drain-timeout"], port=lambda: internal_port)
+        shown_store = _shown(store)
+    else:
+        runtime = LocalRuntime(app, settings.http, open_store(store), settings.lifetimes)
+        shown_store = store
     limits = _fit_to_fd_limit(settings.server)
     try:
-        from .protocols import protocol_class
+        from .local.protocols import protocol_class
 
         http_protocol: object = protocol_class(limits)
     except ImportError:  # no httptools on this platform: uvicorn's h11, with its own head limit
@@ -117,14 +192,25 @@ def main(argv: list[str] | None = None) -> None:
             await super().startup(sockets)
             if self.started:  # the banner only once the port is really ours
                 print(f"mcp-actors serving {app.name!r} at http://{display}:{port}{paths.mcp} "
-                      f"(store: {values['--store']})", flush=True)
+                      f"(store: {shown_store})", flush=True)
                 if paths.sse and paths.messages:
                     print(f"HTTP+SSE (2024-11-05) clients: http://{display}:{port}{paths.sse}", flush=True)
+                if cluster:
+                    print(f"cluster: process {runtime.backend.node} (pid {os.getpid()}), reached by its peers at "
+                          f"{runtime.url}", flush=True)  # type: ignore[attr-defined]
                 if host in _ANY_ADDRESS and not values["--allowed-host"]:
                     print("note: listening on all interfaces; pass --allowed-host NAME for the names clients use",
                           flush=True)
 
         async def shutdown(self, sockets=None):
+            if cluster and self.servers:
+                # Stop taking clients (the balancer sends them elsewhere), close their idle
+                # connections, and hand the actors over while peers can still reach us.
+                self.servers[0].close()
+                for conn in list(self.server_state.connections):
+                    if getattr(conn, "server", None) and conn.server[1] == port:
+                        conn.shutdown()
+                await runtime.drain()  # type: ignore[attr-defined]
             # Open SSE responses never end by themselves; end them (clients get a
             # retry hint) so the graceful drain below finishes at once.
             runtime.close_connections()
@@ -132,22 +218,20 @@ def main(argv: list[str] | None = None) -> None:
 
     server = Server(uvicorn.Config(
         McpAsgi(runtime, settings),
-        host=host,
-        port=port,
         http=http_protocol,  # type: ignore[arg-type]
         h11_max_incomplete_event_size=limits.max_head_bytes,
         timeout_keep_alive=limits.idle_timeout,
         # X-Forwarded-* rewriting of the client address and scheme: nothing here reads them
         # (behind a proxy, --auth-resource names the public URL), so none of its per-request cost.
         proxy_headers=False,
-        log_level=level,
+        log_level=values["--log-level"],
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
     ))
     try:
-        server.run()
+        server.run(sockets=sockets)
     except KeyboardInterrupt:
         pass  # uvicorn re-raises the Ctrl-C it handled, after the graceful shutdown
     if not server.started:
-        raise SystemExit(f"error: could not listen on {display}:{port} (see the message above)")
+        raise SystemExit(f"error: the server did not start on {display}:{port} (see the message above)")
