@@ -26,6 +26,7 @@ from ..actors.front import ActorElsewhere, Front
 from ..local.asgi import send_response
 from ..protocol import http, router
 from ..protocol.jsonrpc import Message
+from ..protocol.storage import StoreUnavailable
 from . import peer_http
 
 log = logging.getLogger("engine")
@@ -116,8 +117,12 @@ class Internal:
             await self._plain(send, 400)
             return
         msg = http.decode_body(body) if route.needs_body and body else None
-        actor = await self.runtime.get_here(route.session_id or "")
-        response = await self.front.serve(route, msg, _Pinned(self.runtime, actor))
+        try:
+            actor = await self.runtime.get_here(route.session_id or "")
+        except StoreUnavailable:  # the database is away: the client hears the 503 it would from here
+            response = self.front.error(http.store_unavailable(msg), route, None)
+        else:
+            response = await self.front.serve(route, msg, _Pinned(self.runtime, actor))
         await send_response(self.front, response, receive, send)
 
     async def _body(self, receive: Callable) -> bytes | None:

@@ -30,7 +30,7 @@ import time
 from typing import Callable
 
 from ..protocol.storage import StoreUnavailable
-from .store import PgStorage, PostgresBackend
+from .store import PostgresBackend
 
 log = logging.getLogger("engine")
 
@@ -58,15 +58,12 @@ class Peer:
 
 
 class Membership:
-    def __init__(self, backend: PostgresBackend, url: str, lease: float,
-                 lost: Callable[[list[PgStorage]], None], count: Callable[[int], None] = lambda n: None):
-        """``url``: where peers reach this process; ``lost``: told of actors another process
-        took over while this one's lease had lapsed; ``count``: given the number of sessions
-        in the database now and then."""
+    def __init__(self, backend: PostgresBackend, url: str, lease: float, count: Callable[[int], None] = lambda n: None):
+        """``url``: where peers reach this process; ``count``: given the number of sessions
+        in the database now and then. (Actors found lost are the backend's ``on_lost``.)"""
         self.backend = backend
         self.url = url
         self.lease = lease
-        self.lost = lost
         self.count = count
         self.peers: dict[str, Peer] = {}
         self._valid_until = 0.0
@@ -124,7 +121,6 @@ class Membership:
             if lost:
                 log.warning("cluster: the lease lapsed and %d actors were taken over meanwhile; they are closed "
                             "here", len(lost))
-                self.lost(lost)
         self._valid_until = started + self.lease * LEASE_USE
         self.peers = {node: Peer(node, url, age, now, draining) for node, url, age, draining in rows}
         self.beats += 1

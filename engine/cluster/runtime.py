@@ -106,7 +106,8 @@ class ClusterRuntime(LocalRuntime):
         self.lease = lease
         self.drain_timeout = drain_timeout
         self.port = port
-        self.membership = Membership(backend, url, lease, self._lost, self._counted)
+        backend.on_lost = self._lost
+        self.membership = Membership(backend, url, lease, self._counted)
         self.bus = bus.Bus(backend, self.announcements.keep, self._heard, self.hub.announce_task,
                            lambda: list(self.hub.by_task), lambda: self.announcements.last)
         self.client = peer_http.PeerClient(self.lifetimes.max_buffer)

@@ -177,8 +177,10 @@ def _connection_error(exc: BaseException) -> bool:
     operation did not happen, or its outcome is unknown), rather than a bug of ours."""
     import asyncpg
 
+    # InternalClientError: a connection left mid-operation by a timeout or a server that went
+    # away ("another operation is in progress"); the connection is dropped, not the process.
     return isinstance(exc, (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
-                            asyncpg.exceptions.ConnectionDoesNotExistError))
+                            asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.InternalClientError))
 
 
 class PostgresBackend:
@@ -206,6 +208,8 @@ class PostgresBackend:
         #: re-establishes it: both return at once while the lease is fresh.
         self.lease_ok: Callable[[], bool] = lambda: True
         self._revalidate: Callable[[], Any] | None = None
+        #: Told of namespaces this process lost to another (fenced): their actors must close now.
+        self.on_lost: Callable[[list[PgStorage]], None] = lambda spaces: None
         self.groups = 0  # counters, for tests and the bench
         self.fenced = 0
 
@@ -217,25 +221,37 @@ class PostgresBackend:
         except ImportError:
             raise StoreError("the PostgreSQL store needs asyncpg: pip install 'mcp-actors[postgres]'") from None
         try:
-            self.pool = await asyncpg.create_pool(self.url, min_size=1, max_size=POOL_SIZE,
+            # min_size=0: an idle pool holds no connection to lose while the database is away
+            # (asyncpg's floor-restoring reconnects log tracebacks); so the first connection,
+            # which is where an unreachable database shows, is made here, under this guard.
+            self.pool = await asyncpg.create_pool(self.url, min_size=0, max_size=POOL_SIZE,
                                                   command_timeout=QUERY_TIMEOUT)
+            con = await self.pool.acquire(timeout=QUERY_TIMEOUT)
         except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreError(f"cannot connect to the database {_shown(self.url)}: {exc}") from None
         except ValueError as exc:  # a malformed URL
             raise StoreError(f"{_shown(self.url)} is not a PostgreSQL URL ({exc})") from None
-        async with self.pool.acquire() as con:
-            async with con.transaction():
-                await con.execute("SELECT pg_advisory_xact_lock(hashtext('mcp_actors.setup'))")
-                try:
-                    await con.execute(schema.SETUP)
-                except asyncpg.PostgresError as exc:
-                    raise StoreError(f"cannot create the mcp_actors schema in {_shown(self.url)}: {exc}") from None
-                version = await con.fetchval("SELECT value FROM mcp_actors.meta WHERE key = 'schema'")
-                if version is None:
-                    await con.execute("INSERT INTO mcp_actors.meta VALUES ('schema', $1)", schema.SCHEMA_VERSION)
-                elif version != schema.SCHEMA_VERSION:
-                    raise StoreError(f"the database holds mcp_actors schema version {version}; this engine reads "
-                                     f"{schema.SCHEMA_VERSION}")
+        try:
+            await self._setup(con)
+        finally:
+            await self.pool.release(con)
+
+    async def _setup(self, con) -> None:
+        """The schema, made once per database (under an advisory lock: processes start together)."""
+        import asyncpg
+
+        async with con.transaction():
+            await con.execute("SELECT pg_advisory_xact_lock(hashtext('mcp_actors.setup'))")
+            try:
+                await con.execute(schema.SETUP)
+            except asyncpg.PostgresError as exc:
+                raise StoreError(f"cannot create the mcp_actors schema in {_shown(self.url)}: {exc}") from None
+            version = await con.fetchval("SELECT value FROM mcp_actors.meta WHERE key = 'schema'")
+            if version is None:
+                await con.execute("INSERT INTO mcp_actors.meta VALUES ('schema', $1)", schema.SCHEMA_VERSION)
+            elif version != schema.SCHEMA_VERSION:
+                raise StoreError(f"the database holds mcp_actors schema version {version}; this engine reads "
+                                 f"{schema.SCHEMA_VERSION}")
 
     async def close(self) -> None:
         if self._writing or self._in_flight is not None:
@@ -243,10 +259,12 @@ class PostgresBackend:
                 await self.settle()
             except StoreUnavailable:
                 pass
-        for con in (self._commit_con,):
-            if con is not None and not con.is_closed():
-                await con.close()
-        self._commit_con = None
+        con, self._commit_con = self._commit_con, None
+        if con is not None and not con.is_closed():
+            try:
+                await con.close(timeout=QUERY_TIMEOUT)
+            except Exception:  # the database is away: the connection goes anyway
+                con.terminate()
         if self.pool is not None:
             await self.pool.close()
             self.pool = None
@@ -414,12 +432,11 @@ class PostgresBackend:
                 raise
         else:
             self.groups += 1
-            for row in rows:
-                s = next((s for s in group.spaces if s.name == row[0]), None)
-                if s is not None and s.failed is None:
-                    s.failed = Fenced(f"namespace {s.name} is held by another process now")
-                    self.fenced += 1
-                    log.warning("store: the writes of %s were refused: another process holds it now", s.name)
+            if rows:
+                refused = {row[0] for row in rows}
+                log.warning("store: the writes of %s were refused: another process holds it now",
+                            ", ".join(sorted(refused)[:5]))
+                self._fence([s for s in group.spaces if s.name in refused])
             for s in group.spaces:
                 if s.failed is not None or s.dropped or (s.releasing and s not in self._writing):
                     self.forget(s)
@@ -431,20 +448,23 @@ class PostgresBackend:
                 self._cut()
 
     async def _commit_connection(self) -> Any:
-        """Commits go one at a time over a connection of their own (the next group gathers
-        meanwhile), so a busy pool never holds them up."""
+        """Commits go one at a time over a connection of their own, outside the pool (the
+        next group gathers meanwhile), so a busy pool never holds them up and a pool that
+        recycles a broken connection never takes this one from under a commit."""
         con = self._commit_con
         if con is None or con.is_closed():
-            con = self._commit_con = await self.pool.acquire(timeout=QUERY_TIMEOUT)
+            import asyncpg
+
+            self._commit_con = None
+            con = self._commit_con = await asyncpg.connect(self.url, timeout=QUERY_TIMEOUT,
+                                                           command_timeout=QUERY_TIMEOUT)
         return con
 
     async def _drop_commit_connection(self) -> None:
+        """After a failed commit its connection is in an unknown state: closed, not reused."""
         con, self._commit_con = self._commit_con, None
         if con is not None:
-            try:
-                await self.pool.release(con)
-            except Exception:
-                pass
+            con.terminate()
 
     # -- lease ------------------------------------------------------------------------------------
 
@@ -470,16 +490,19 @@ class PostgresBackend:
         return {row[0] for row in rows} | {s.name for s in self.spaces.values() if s.fresh}
 
     def fence(self, names: Iterable[str]) -> list[PgStorage]:
-        """Mark namespaces as lost to another process; returns them."""
+        """Mark the namespaces of these names claimed here as lost to another process."""
+        return self._fence([s for s in (self.spaces.get(name) for name in list(names)) if s is not None])
+
+    def _fence(self, spaces: list[PgStorage]) -> list[PgStorage]:
         lost = []
-        for name in list(names):
-            s = self.spaces.get(name)
-            if s is not None and s.failed is None:
-                s.failed = Fenced(f"namespace {name} is held by another process now")
+        for s in spaces:
+            if s.failed is None:
+                s.failed = Fenced(f"namespace {s.name} is held by another process now")
                 self.fenced += 1
                 lost.append(s)
-            if s is not None:
-                self.forget(s)
+            self.forget(s)
+        if lost:
+            self.on_lost(lost)
         return lost
 
     # -- the cluster's records ------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from ..protocol import tasks as task_protocol
 from ..protocol.tasks import TaskRecord
 from ..protocol.http import HttpConfig
 from ..protocol.session import new_session_id
-from ..protocol.storage import Backend, Storage
+from ..protocol.storage import Backend, Storage, StoreUnavailable
 
 log = logging.getLogger("engine")
 
@@ -455,6 +455,8 @@ class LocalRuntime(links.TaskCalls):
                 self.evict_idle(now)
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailable as exc:  # the store is away: said by whoever watches it; try again next tick
+                log.debug("runtime upkeep waits for the store: %s", exc)
             except Exception:
                 log.exception("runtime upkeep failed")
             next_alarm = self._next_alarm()
