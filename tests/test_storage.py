@@ -183,3 +183,154 @@ def test_failing_checkpoints_are_said_once_a_streak_and_commits_go_on(tmp_path, 
     said = [r.getMessage() for r in caplog.records if "checkpoints" in r.getMessage()]
     assert len(calls) > 8
     assert len(said) == 2 and "failing" in said[0] and "disk I/O error" in said[0] and "work again" in said[1]
+
+
+# -- the PostgreSQL backend (engine.cluster.store) ----------------------------------------------
+
+
+def _pg(url: str, lease: float = 5.0):
+    from engine.cluster.store import PostgresBackend
+
+    backend = PostgresBackend(url, lease=lease)
+
+    async def started():
+        await backend.start()
+        await backend.register(f"http://{backend.node}.test", "test", 0)
+        await backend.reserve_epochs()
+        return backend
+
+    return started()
+
+
+@pytest.mark.parametrize("check", list(storage_contract.CHECKS))
+def test_storage_contract_on_postgresql(database, check):
+    """The same namespace-level contract, on a namespace claimed from PostgreSQL; and what
+    it wrote reads back the same once claimed again (after its holder let go)."""
+    async def go():
+        backend = await _pg(database)
+        ns = backend.fresh("contract")
+        await storage_contract.run(check, ns)
+        await ns.flush()
+        kept, alarm = dict(ns.data), ns.get_alarm()
+        ns.release()
+        await ns.flush()
+        again = await backend.claim("contract")
+        assert again.data == kept and again.get_alarm() == alarm
+        await backend.close()
+
+    asyncio.run(go())
+
+
+def test_postgresql_claims_fence_a_holder_whose_lease_ran_out(database):
+    """A claim is refused while the holder beats; once its lease ran out, another process
+    takes the namespace over with what was committed, and the old holder's writes are
+    refused (fenced), not merged."""
+    from engine.cluster.store import Fenced, Holder
+
+    async def go():
+        first = await _pg(database, lease=1.0)
+        second = await _pg(database, lease=1.0)
+        a = first.fresh("a")
+        a.put("meta", b"v1")
+        a.set_alarm(100.0)
+        await a.flush()
+        held = await second.claim("a", "meta")
+        assert isinstance(held, Holder) and held.node == first.node and held.url.endswith(".test")
+        assert await second.claim("missing", "meta") is None
+        assert await second.due_alarms(200.0) == []  # first holds it and is alive
+        assert await first.due_alarms(200.0) == [("a", 100.0)]
+        await asyncio.sleep(1.2)  # first stops beating
+        assert await second.due_alarms(200.0) == [("a", 100.0)]
+        taken = await second.claim("a", "meta")
+        assert taken.get("meta") == b"v1" and taken.get_alarm() == 100.0 and taken.epoch > a.epoch
+        a.put("meta", b"late")
+        with pytest.raises(Fenced):
+            await a.flush()
+        with pytest.raises(Fenced):
+            await a.flush()  # and stays so
+        assert first.fenced == 1 and first.held("a") is None
+        taken.put("meta", b"v2")
+        await taken.flush()
+        assert await second.read("a", "meta") == b"v2"
+        await first.close()
+        await second.close()
+
+    asyncio.run(go())
+
+
+def test_postgresql_group_commit_is_one_round_trip_for_many_actors(database):
+    async def go():
+        backend = await _pg(database)
+        spaces = [backend.fresh(f"s{i}") for i in range(40)]
+        before = backend.groups
+        for i, s in enumerate(spaces):
+            s.put("meta", b"%d" % i)
+            s.set_alarm(1000.0 + i)
+        await asyncio.gather(*(s.flush() for s in spaces))
+        assert backend.groups - before == 1
+        # While one group commits, the next gathers: 3 rounds of writes take at most 3 groups more.
+        for _ in range(3):
+            for s in spaces:
+                s.put("k", b"x")
+            await asyncio.gather(*(s.flush() for s in spaces))
+        assert backend.groups - before <= 4
+        assert await backend.count("meta") == 40
+        assert len(await backend.due_alarms(2000.0)) == 40
+        spaces[0].drop()
+        await spaces[0].flush()
+        assert await backend.count("meta") == 39 and await backend.claim("s0", "meta") is None
+        await backend.close()
+
+    asyncio.run(go())
+
+
+def test_postgresql_a_failed_commit_fails_its_group_and_the_store_serves_again(database, postgres):
+    """The database goes away mid-flight: the group's flushers hear StoreUnavailable, its
+    namespaces never write again (their actors are replaced), and once the database is back
+    a fresh claim finds what was committed before, and commits go on."""
+    from engine.protocol.storage import StoreUnavailable
+
+    async def go():
+        backend = await _pg(database)
+        ns = backend.fresh("x")
+        ns.put("meta", b"committed")
+        await ns.flush()
+        await backend.pool.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                   "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        ns.put("meta", b"lost")  # its commit goes over a connection the database has just closed
+        with pytest.raises(StoreUnavailable):
+            await ns.flush()
+        ns.put("meta", b"after")
+        with pytest.raises(StoreUnavailable):
+            await ns.flush()  # a namespace of a failed group stays failed
+        again = None
+        for _ in range(50):  # the pool reconnects by itself
+            try:
+                again = await backend.claim("x", "meta")
+                break
+            except StoreUnavailable:
+                await asyncio.sleep(0.1)
+        assert again is not None and again.get("meta") == b"committed"
+        again.put("meta", b"v3")
+        await again.flush()
+        assert await backend.read("x", "meta") == b"v3"
+        await backend.close()
+
+    asyncio.run(go())
+
+
+def test_postgresql_secret_and_schema(database):
+    """Every process gets the same generated secret; a database holding another schema
+    version is refused with a message."""
+    from engine.cluster.store import StoreError
+
+    async def go():
+        one, two = await _pg(database), await _pg(database)
+        assert await one.secret() == await two.secret() != ""
+        await one.pool.execute("UPDATE mcp_actors.meta SET value = '99' WHERE key = 'schema'")
+        await one.close()
+        await two.close()
+        with pytest.raises(StoreError, match="schema version 99"):
+            await _pg(database)
+
+    asyncio.run(go())
