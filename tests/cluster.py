@@ -20,6 +20,14 @@ from conftest import Server
 LEASE = 2.0
 
 
+def sql(database: str, query: str) -> list[list[str]]:
+    """The rows ``query`` returns in ``database`` (a URL), each a list of column texts."""
+    ran = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-d", database, "-c", query],
+                         capture_output=True, text=True, timeout=30)
+    assert ran.returncode == 0, ran.stderr
+    return [line.split("\t") for line in ran.stdout.splitlines() if line]
+
+
 class Cluster:
     def __init__(self, postgres, database: str, count: int = 3, app: str | None = None, *extra: str,
                  lease: float = LEASE, hash_header: str | None = None):
@@ -69,10 +77,7 @@ class Cluster:
     # -- what the database says ---------------------------------------------------------------------
 
     def sql(self, query: str) -> list[list[str]]:
-        ran = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-d", self.database, "-c", query],
-                             capture_output=True, text=True, timeout=30)
-        assert ran.returncode == 0, ran.stderr
-        return [line.split("\t") for line in ran.stdout.splitlines() if line]
+        return sql(self.database, query)
 
     def holder(self, name: str) -> str | None:
         """The port of the process holding ``name`` (a session id), or None."""

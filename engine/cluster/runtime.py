@@ -26,6 +26,7 @@ with the cluster's one secret).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -115,6 +116,7 @@ class ClusterRuntime(LocalRuntime):
         self.hints: dict[str, Holder] = {}
         self.configured_secret = ""
         self.draining = False
+        self.drain_deadline = 0.0
         self.relayed = 0  # counters, for tests and operators
         self.claims = 0
 
@@ -210,9 +212,25 @@ class ClusterRuntime(LocalRuntime):
     async def get_here(self, session_id: str) -> Any:
         """The session's actor for a call from another process (ActorElsewhere if it moved
         on). A draining process takes no actor over for it: the caller may."""
-        if self.draining and session_id not in self.actors:
-            raise HeldElsewhere(None, Holder("", ""))
+        if self.draining:
+            await self._until_let_go(session_id)
         return await self.get(session_id)
+
+    async def _until_let_go(self, session_id: str) -> None:
+        """While draining, a new request for a session held here waits for its running work to
+        end and the session to be let go, then is refused with "moved" (421): the caller takes
+        the session over and serves the request itself. So the drain ends, instead of new work
+        arriving as fast as the old finishes. An answer the session waits for (a client's reply
+        to its request) is served here at once: the running work needs it to end."""
+        actor = held = self.actors.get(session_id)
+        while actor is not None and not actor.waiters and time.monotonic() < self.drain_deadline:
+            await asyncio.sleep(0.02)
+            actor = self.actors.get(session_id)
+        if actor is None:
+            if held is not None:
+                with contextlib.suppress(StoreUnavailable):
+                    await self.pg.settle()  # its release is committed before the caller claims it
+            raise HeldElsewhere(None, Holder("", ""))
 
     def _hint(self, name: str, holder: Holder) -> None:
         if name not in self.hints and len(self.hints) >= HINTS:
@@ -354,12 +372,12 @@ class ClusterRuntime(LocalRuntime):
         for at most ``drain_timeout`` seconds. New requests for actors it still holds are
         still served (peers forward them here)."""
         self.draining = True
+        self.drain_deadline = time.monotonic() + self.drain_timeout
         try:
             await self.membership.draining()
         except StoreUnavailable:
             pass
         self.hub.close_all()
-        deadline = time.monotonic() + self.drain_timeout
         while True:
             gone = self._let_go_of_idle()
             if gone:
@@ -374,7 +392,7 @@ class ClusterRuntime(LocalRuntime):
                     actor.close()
             busy = [a for a in self.actors.values() if a.tasks or a.waiters]
             running = [t for t in self.task_actors.values() if t.running is not None]
-            if (not busy and not running) or time.monotonic() >= deadline:
+            if (not busy and not running) or time.monotonic() >= self.drain_deadline:
                 break
             await asyncio.sleep(0.05)
         try:
