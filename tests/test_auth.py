@@ -427,3 +427,9 @@ def test_a_verifier_of_your_own_for_opaque_tokens():
             assert meta.json()["resource"] == "http://127.0.0.1:8000/mcp"
 
     asyncio.run(go())
+
+
+def test_health_endpoints_need_no_token(secured, client):
+    base = secured.url.removesuffix("/mcp")
+    assert client.get(base + "/healthz").status_code == 200
+    assert client.get(base + "/readyz").text == "ok\n"

@@ -197,7 +197,15 @@ def test_the_database_restarted_under_load(cluster, postgres):
     time.sleep(1.5)
     before = len(acknowledged)
     postgres.stop_for(seconds=3)  # the database is down for a while, then back on the same port and data
-    time.sleep(c2.lease * 3)
+    ready = c2.servers[0].url.removesuffix("/mcp") + "/readyz"
+    readiness = []
+    deadline = time.monotonic() + c2.lease * 3
+    with httpx.Client(timeout=5) as probe:  # what a load balancer's health check sees meanwhile
+        while time.monotonic() < deadline:
+            r = probe.get(ready)
+            if not readiness or readiness[-1][0] != r.status_code:
+                readiness.append((r.status_code, r.text.strip()))
+            time.sleep(0.1)
     stop.set()
     for w in workers:
         w.join(30)
@@ -210,6 +218,9 @@ def test_the_database_restarted_under_load(cluster, postgres):
             r = c.post(c2.url, headers=headers(sid), json={"jsonrpc": "2.0", "id": "last", "method": "ping"})
             assert r.status_code == 200, r.text
     assert "Traceback" not in c2.output()
+    # Ready, then not (the heartbeat could not be written within the lease), then ready again.
+    assert [status for status, _ in readiness] == [200, 503, 200], readiness
+    assert "heartbeat" in readiness[1][1], readiness
 
 
 def test_modern_requests_are_answered_by_any_process(cluster):

@@ -267,3 +267,15 @@ def test_old_clients_get_no_priming_event(client, demo_server):
     assert evs[0].data == "" and evs[0].retry == 1000 and evs[0].id == "1:1"
     assert evs[1].message["result"] == {} and evs[1].id == "1:2"
 
+
+
+def test_health_and_readiness_endpoints(client, demo_server):
+    """/healthz and /readyz beside /mcp: plain text, never cached, GET or HEAD only."""
+    base = demo_server.url.removesuffix("/mcp")
+    for path in ("/healthz", "/readyz"):
+        r = client.get(base + path)
+        assert (r.status_code, r.text, r.headers["cache-control"]) == (200, "ok\n", "no-store")
+        assert client.head(base + path).status_code == 200
+        r = client.post(base + path, content=b"{}")
+        assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
+    assert client.get(base + "/readyz/x").status_code == 404

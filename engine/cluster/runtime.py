@@ -355,6 +355,13 @@ class ClusterRuntime(LocalRuntime):
 
     # -- lifetime ---------------------------------------------------------------------------
 
+    def unready(self) -> str | None:
+        if self.draining:
+            return "draining: handing its sessions over before it stops"
+        if not self.membership.ok():
+            return "the database has not taken this process's heartbeat within the lease"
+        return super().unready()
+
     async def start(self) -> None:
         await self.pg.start()
         await self.membership.join()

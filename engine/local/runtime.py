@@ -115,6 +115,7 @@ class LocalRuntime(links.TaskCalls):
         self._waking: dict[str, asyncio.Future] = {}
         self.hibernated = 0  # counters, for tests and operators
         self.expired = 0
+        self.stopping = False
         #: Sessions that exist (in memory or only in storage), held under max_sessions.
         self.sessions = self._count_sessions()
         self.announcements = self._announcement_log()
@@ -467,9 +468,14 @@ class LocalRuntime(links.TaskCalls):
 
     def close_connections(self) -> None:
         """Shutdown begins: end open SSE responses so the HTTP server can drain."""
+        self.stopping = True
         for actor in list(self.actors.values()):
             actor.close_connections()
         self.hub.close_all()
+
+    def unready(self) -> str | None:
+        """Why this process should get no new traffic (``/readyz`` answers 503), or None."""
+        return "shutting down" if self.stopping else None
 
     async def start(self) -> None:
         self._loop = loop = asyncio.get_running_loop()
