@@ -55,6 +55,7 @@ esac
 # The engine and the example apps travel as vendored packages: wrangler bundles the main
 # module's folder (worker/) and python_modules/, nothing else of the project.
 cp -r engine examples "$STAGE/"
+rm -rf "$STAGE/engine/cluster"  # the PostgreSQL cluster runtime: Durable Objects are the Worker's actors
 find "$STAGE" -name __pycache__ -prune -exec rm -rf {} +
 rm -rf "$STAGE/bin"
 mkdir -p python_modules
