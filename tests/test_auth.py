@@ -433,3 +433,39 @@ def test_health_endpoints_need_no_token(secured, client):
     base = secured.url.removesuffix("/mcp")
     assert client.get(base + "/healthz").status_code == 200
     assert client.get(base + "/readyz").text == "ok\n"
+
+
+def test_a_tokenless_request_meets_401_before_any_other_rule(secured, client):
+    """Whatever else is wrong with it (no session id, a bad body, the wrong Accept or Content-Type,
+    a method the endpoint lacks), a request without a token hears 401 and the challenge first,
+    on every endpoint and method, in both eras. Preflights and the metadata stay public."""
+    base = secured.url.removesuffix("/mcp")
+    meta = f'"{base}/.well-known/oauth-protected-resource/mcp"'
+    modern = {"mcp-protocol-version": "2026-07-28", "content-type": "application/json",
+              "accept": "application/json, text/event-stream", "mcp-method": "tools/list"}
+    cases = [
+        ("GET", "/mcp", {}, b""),  # no Mcp-Session-Id, no Accept
+        ("GET", "/mcp", {"accept": "application/json"}, b""),  # 406 without authorization
+        ("GET", "/mcp", {"accept": "text/event-stream", "mcp-session-id": "nope"}, b""),  # 404
+        ("DELETE", "/mcp", {}, b""),
+        ("DELETE", "/mcp", {"mcp-session-id": "nope", "mcp-protocol-version": "1999-01-01"}, b""),
+        ("PUT", "/mcp", {}, b""),  # 405
+        ("POST", "/mcp", {"content-type": "text/plain"}, b"hello"),  # 415
+        ("POST", "/mcp", {"content-type": "application/json", "accept": "application/json, text/event-stream"},
+         b"{not json"),  # 400
+        ("POST", "/mcp", {"content-type": "application/json", "accept": "application/json, text/event-stream"},
+         b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}'),  # no session: 400
+        ("POST", "/mcp", modern, b'{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}'),  # no _meta
+        ("GET", "/sse", {"accept": "application/json"}, b""),
+        ("POST", "/sse", {}, b""),
+        ("POST", "/messages", {"content-type": "application/json"}, b"{}"),  # no sessionId
+        ("GET", "/messages", {}, b""),
+    ]
+    for method, path, extra, body in cases:
+        r = client.request(method, base + path, headers=extra, content=body)
+        assert r.status_code == 401, (method, path, extra, r.status_code, r.text)
+        assert challenge_of(r)["resource_metadata"] == meta, (method, path, r.headers)
+    preflight = client.options(base + "/mcp", headers={"origin": "http://localhost", "access-control-request-method": "POST"})
+    assert preflight.status_code == 204
+    assert client.get(base + "/.well-known/oauth-protected-resource/mcp").status_code == 200
+    assert client.get(base + "/elsewhere").status_code == 404  # not ours at all: no challenge

@@ -378,6 +378,11 @@ def test_authorization_under_workerd(tmp_path):
             ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
             r = c.post(url, headers=headers(), json=ping)
             assert r.status_code == 401 and "error" not in challenge_of(r)
+            # The token before every other rule, at the edge too (each of these breaks another one).
+            for method, extra, body in (("GET", {}, b""), ("DELETE", {}, b""), ("PUT", {}, b""),
+                                        ("POST", {"content-type": "text/plain"}, b"x")):
+                r = c.request(method, url, headers=extra, content=body)
+                assert r.status_code == 401 and "resource_metadata" in challenge_of(r), (method, r.text)
             r = c.post(url, headers={**headers(), **bearer(issuer.token(url, exp=int(time.time()) - 600))}, json=ping)
             assert r.status_code == 401 and challenge_of(r)["error"] == '"invalid_token"'
             r = c.post(url, headers={**headers(), **bearer(issuer.token(url, scope="other"))}, json=ping)

@@ -170,12 +170,17 @@ class Front:
                 raise http.head_too_large(self.max_headers, self.settings.server.max_head_bytes)
             if gate is not None and path[len(root_path):] in gate.metadata_paths():
                 return self._metadata(method, base_url or _base_url(headers) + root_path)
+            principal = None
+            if gate is not None and not router.is_preflight(method, headers):
+                # The token first: a caller without one hears 401 and how to get one, not
+                # which of the other rules its request breaks.
+                router.endpoint(path, headers, self.paths, self.config, root_path)
+                base_url = (base_url or _base_url(headers)) + root_path
+                principal = await gate.admit(headers, query, base_url)
             r = router.route(method, path, query, headers, self.paths, self.config, root_path)
             if r.action == router.PREFLIGHT:
                 return Response(204, _encode(r.headers))
-            if gate is not None:
-                base_url = (base_url or _base_url(headers)) + root_path
-                r.principal = await gate.admit(headers, query, base_url)
+            r.principal = principal
             if not r.needs_body:
                 return r, None, b""
             body = await read_body(self.config.max_body)

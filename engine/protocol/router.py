@@ -91,18 +91,32 @@ def error_headers(r: Route | None, headers: Mapping[str, str], status: int) -> t
     return () if status in (403, 421) else cors_headers(headers)
 
 
-def route(method: str, path: str, query: str, headers: Mapping[str, str], paths: Paths,
-          config: HttpConfig, root_path: str = "") -> Route:
-    """Phase one, from the request's head: the route, or the HttpError to answer with.
-
-    ``root_path`` is where the app is mounted (ASGI): the path includes it (ASGI 2.3+), and
-    the endpoint paths are relative to it."""
+def endpoint(path: str, headers: Mapping[str, str], paths: Paths, config: HttpConfig, root_path: str = "") -> str:
+    """Phase zero: the request is for one of our endpoints (404 otherwise), from an allowed
+    Host and Origin (403/421: DNS rebinding is refused before anything is looked at); the
+    path relative to ``root_path``. With authorization on, the token is checked right after
+    this and before every other rule, so a caller without one learns nothing but how to get one."""
     if root_path and path.startswith(root_path):
         path = path[len(root_path):] or "/"
     legacy = paths.sse is not None and paths.messages is not None
     if path != paths.mcp and not (legacy and path in (paths.sse, paths.messages)):
         raise HttpError(404, spec.INVALID_REQUEST, f"Not Found: the MCP endpoint is {paths.mcp}")
     http.check_host_and_origin(headers, config)
+    return path
+
+
+def is_preflight(method: str, headers: Mapping[str, str]) -> bool:
+    """A CORS preflight (it carries no credentials, by the Fetch standard)."""
+    return method == "OPTIONS" and "origin" in headers and "access-control-request-method" in headers
+
+
+def route(method: str, path: str, query: str, headers: Mapping[str, str], paths: Paths,
+          config: HttpConfig, root_path: str = "") -> Route:
+    """Phase one, from the request's head: the route, or the HttpError to answer with.
+
+    ``root_path`` is where the app is mounted (ASGI): the path includes it (ASGI 2.3+), and
+    the endpoint paths are relative to it."""
+    path = endpoint(path, headers, paths, config, root_path)
     cors = cors_headers(headers)
     if path == paths.mcp:
         if method == "POST":
@@ -119,7 +133,7 @@ def route(method: str, path: str, query: str, headers: Mapping[str, str], paths:
         if method == "DELETE":
             http.check_version_header(headers)
             return Route(action=END, session_id=http.require_session(headers), headers=cors)
-        if method == "OPTIONS" and cors and "access-control-request-method" in headers:
+        if is_preflight(method, headers):
             return _preflight(headers, cors)
         raise http.method_not_allowed(method)
     if path == paths.sse:
@@ -128,7 +142,7 @@ def route(method: str, path: str, query: str, headers: Mapping[str, str], paths:
         http.check_get(headers)
         return Route(action=LEGACY_OPEN, transport=spec.TRANSPORT_SSE,
                      endpoint=f"{root_path}{paths.messages}", headers=cors)
-    if method == "OPTIONS" and cors and "access-control-request-method" in headers:
+    if is_preflight(method, headers):
         return _preflight(headers, cors)
     if method != "POST":
         raise http.method_not_allowed(method, "POST", "the HTTP+SSE message endpoint")
