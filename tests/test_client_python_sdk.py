@@ -269,7 +269,7 @@ def test_cancelled_call_leaves_the_session_usable(demo_server):
             with anyio.move_on_after(0.3) as scope:
                 await session.call_tool("long_task", {"steps": 100, "interval_s": 0.1})
             assert scope.cancelled_caught
-            assert time.monotonic() - started < 2
+            assert time.monotonic() - started < 8  # not the 10 s the call would run
             assert text_of(await session.call_tool("echo", {"text": "after cancel"})) == "after cancel"
             result = await session.call_tool("long_task", {"steps": 1, "interval_s": 0.01})
             assert text_of(result).startswith("long_task finished 1 steps in ")

@@ -202,10 +202,10 @@ def test_reused_in_flight_id_is_refused_at_once(demo_server):
         body = {"jsonrpc": "2.0", "id": 5, "method": "tools/call",
                 "params": {"name": "long_task", "arguments": {"steps": 3, "interval_s": 0.3}}}
         with c.stream("POST", url, json=body, headers=headers(sid)) as first:
-            started = time.monotonic()
+            # Refused while the first is still running (no timing needed: had the second
+            # waited for the first, the id would be free and the echo would succeed).
             with httpx.Client(timeout=3) as c2:
                 evs = call(c2, url, sid, 5, "tools/call", {"name": "echo", "arguments": {"text": "x"}})
-            assert time.monotonic() - started < 1.0
             err = evs[-1].message["error"]
             assert err["code"] == -32600 and "already in flight" in err["message"]
             final = [e.message for e in events(first.iter_lines()) if e.message]
@@ -230,9 +230,7 @@ def test_cancellation_stops_the_handler(demo_server):
             r2 = c.post(url, headers=headers(sid), json={"jsonrpc": "2.0", "method": "notifications/cancelled",
                                                          "params": {"requestId": 11, "reason": "test"}})
             assert r2.status_code == 202
-            started = time.monotonic()
-            rest = [ev.message for ev in events(lines) if ev.message]
-            assert time.monotonic() - started < 2
+            rest = [ev.message for ev in events(lines) if ev.message]  # the stream ends: no more steps
         assert seen[0]["method"] == "notifications/progress"
         assert all("result" not in m and "error" not in m for m in rest)  # no response after cancel
         assert len(seen) + len(rest) < 50

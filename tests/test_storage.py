@@ -114,74 +114,84 @@ def test_sqlite_store_serves_one_process_at_a_time(tmp_path):
 
 def test_sqlite_write_ahead_log_stays_bounded_under_steady_writes(tmp_path, monkeypatch):
     """A writer that never pauses must not grow the log without end: the checkpointer's
-    passive checkpoints alone never catch up with it (see sqlite_store's module doc)."""
+    passive checkpoints alone never catch up with it (see sqlite_store's module doc).
+
+    Deterministic: the checkpoint thread is kept idle and its rounds are run here, one every
+    ``EVERY`` commits, on a connection of their own as the thread has; so what is measured is
+    what the writer does with them, not how the scheduler treated a thread."""
     from engine.actors import sqlite_store
 
-    monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY", 0.005)
-    monkeypatch.setattr(sqlite_store, "WAL_RESTART_FRAMES", 64, raising=False)
-    monkeypatch.setattr(sqlite_store, "WAL_SIZE_LIMIT", 256 * 1024, raising=False)
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY", 3600)  # the thread never runs a round itself
+    monkeypatch.setattr(sqlite_store, "WAL_RESTART_FRAMES", 64)
+    monkeypatch.setattr(sqlite_store, "WAL_SIZE_LIMIT", 256 * 1024)
     path = tmp_path / "state.db"
     wal = tmp_path / "state.db-wal"
-    writes, value = 6000, b"x" * 100
+    writes, every, value = 3000, 20, b"x" * 100
 
-    async def go() -> int:
+    async def go() -> tuple[int, int]:
         b = SqliteBackend(path)
+        side = sqlite3.connect(path, isolation_level=None)
         ns = b.namespace("steady")
-        largest = 0
-        for i in range(writes):
-            ns.put(f"k{i:05}", value)
-            await ns.flush()
-            if i % 50 == 0:
-                largest = max(largest, wal.stat().st_size if wal.exists() else 0)
-        b.close()
-        return largest
+        largest, sequences = 0, set()
+        try:
+            for i in range(writes):
+                ns.put(f"k{i:05}", value)
+                if i % every == every - 1:
+                    # While a write is open, as when the writer never pauses: the round
+                    # copies the committed frames, and the frames of this write come after.
+                    b._checkpointer.step(side)
+                await ns.flush()
+                size = wal.stat().st_size if wal.exists() else 0
+                largest = max(largest, size)
+                with open(wal, "rb") as f:  # the header's checkpoint sequence: +1 each time it starts over
+                    sequences.add(f.read(16)[12:16])
+        finally:
+            side.close()
+            b.close()
+        return largest, len(sequences) - 1
 
-    largest = asyncio.run(go())
+    largest, restarts = asyncio.run(go())
     unbounded = writes * 4096  # every commit appends at least one page to a log never started over
-    assert largest < unbounded / 4, f"the log reached {largest:,} B; unbounded it would pass {unbounded:,} B"
+    # Started over each time it passed the threshold: the file is never much past the
+    # threshold plus one round's commits, and is cut back to WAL_SIZE_LIMIT each time.
+    bound = 1024 * 1024  # (about 0.37 MB here; unhelped, the same writes leave an 18 MB log)
+    assert largest < bound, f"the log reached {largest:,} B (bound {bound:,}; unbounded it would pass {unbounded:,} B)"
+    assert restarts >= 3, f"the log was started over only {restarts} times"
     again = SqliteBackend(path)
     assert len(again.namespace("steady").list("k")) == writes  # nothing committed was lost on the way
     again.close()
 
 
 def test_failing_checkpoints_are_said_once_a_streak_and_commits_go_on(tmp_path, monkeypatch, caplog):
-    """A full disk would fail a checkpoint every half second: one warning, then one when they work."""
+    """A full disk would fail a checkpoint every half second: one warning, then one when they
+    work. The checkpointer's rounds are driven here, one by one (no thread timing involved)."""
     from engine.actors import sqlite_store
 
-    monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY", 0.005)
-    real = sqlite3.connect
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_EVERY", 3600)
     calls = []
 
-    class FailingThenFine:
+    class FailingThenFine:  # the checkpointer's connection: five failures, then fine
         def execute(self, sql):
             calls.append(sql)
             if len(calls) <= 5:
                 raise sqlite3.OperationalError("disk I/O error")
-            return real(":memory:").execute("SELECT 0, 0, 0")
+            return sqlite3.connect(":memory:").execute("SELECT 0, 0, 0")
 
-        def close(self):
-            pass
-
-    def connect(path, *args, check_same_thread=True, **kwargs):  # the checkpointer's own connection
-        return FailingThenFine() if not check_same_thread else real(path, *args, check_same_thread=True, **kwargs)
-
-    monkeypatch.setattr(sqlite_store.sqlite3, "connect", connect)
     caplog.set_level("WARNING", logger="engine")
 
     async def go():
         b = SqliteBackend(tmp_path / "state.db")
         ns = b.namespace("s")
-        for i in range(200):
-            if len(calls) > 8:
-                break
+        side = FailingThenFine()
+        for i in range(9):
+            b._checkpointer.step(side)
             ns.put(f"k{i}", b"v")
             await ns.flush()  # commits are not the checkpointer's business
-            await asyncio.sleep(0.005)
         b.close()
 
     asyncio.run(go())
     said = [r.getMessage() for r in caplog.records if "checkpoints" in r.getMessage()]
-    assert len(calls) > 8
+    assert len(calls) == 9
     assert len(said) == 2 and "failing" in said[0] and "disk I/O error" in said[0] and "work again" in said[1]
 
 

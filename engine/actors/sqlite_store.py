@@ -64,26 +64,31 @@ class _Checkpointer(threading.Thread):
         #: Set here when the log is long, cleared by the writer once it has helped (a plain
         #: attribute: one thread sets it, the other clears it, either order is harmless).
         self.restart_wanted = False
+        self.failing = False  # said once a streak (a full disk would fail one every half second)
 
     def run(self) -> None:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        failing = False  # said once a streak (a full disk would fail one every half second)
         try:
             while not self.stopping.wait(CHECKPOINT_EVERY):
-                try:
-                    busy, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                except sqlite3.Error as exc:  # the next one tries again; commits are unaffected
-                    if not failing:
-                        log.warning("store: checkpoints are failing (%s); the log grows until they work", exc)
-                    failing = True
-                    continue
-                if failing:
-                    log.warning("store: checkpoints work again")
-                    failing = False
-                if not busy and frames > WAL_RESTART_FRAMES:
-                    self.restart_wanted = True
+                self.step(db)
         finally:
             db.close()
+
+    def step(self, db: sqlite3.Connection) -> None:
+        """One round on the thread's connection: a passive checkpoint, and a word to the
+        writer when the log is long. (Tests drive rounds one by one, without the thread.)"""
+        try:
+            busy, frames, _ = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as exc:  # the next one tries again; commits are unaffected
+            if not self.failing:
+                log.warning("store: checkpoints are failing (%s); the log grows until they work", exc)
+            self.failing = True
+            return
+        if self.failing:
+            log.warning("store: checkpoints work again")
+            self.failing = False
+        if not busy and frames > WAL_RESTART_FRAMES:
+            self.restart_wanted = True
 
     def stop(self) -> None:
         self.stopping.set()
