@@ -36,8 +36,10 @@ class ServerLimits(msgspec.Struct, kw_only=True, frozen=True):
     max_headers: int = 100
     #: Bytes of request line and headers.
     max_head_bytes: int = 32 * 1024
-    #: Open connections at once; past it a new one gets 503 and is closed.
-    max_connections: int = 1000
+    #: Open connections at once. At it, a new one sheds the oldest connection still sending
+    #: its first head, else the oldest idle one; only when all are busy is it refused (503).
+    #: About 7 KB each when idle, so the default is some 70 MB; lowered to fit the file limit.
+    max_connections: int = 10_000
     #: Seconds a client may leave a response unread (its buffers full) before it is cut off.
     write_timeout: float = 30.0
 
@@ -211,7 +213,7 @@ OPTIONS: tuple[Option, ...] = (
            "connection is closed and the client resumes with Last-Event-ID", "lifetimes.max_buffer",
            metavar="BYTES"),
     Option("--max-connections", None, _number(int, 1), ServerLimits().max_connections,
-           "open connections at once; past it a new one gets 503", "server.max_connections", metavar="N"),
+           "open connections at once; at it a new one sheds the oldest that has not sent a whole head (else the oldest idle one), and gets 503 only when every one is busy", "server.max_connections", metavar="N"),
     Option("--max-headers", None, _number(int, 1), ServerLimits().max_headers,
            "request headers; past it 431", "server.max_headers", metavar="N"),
     Option("--max-head-bytes", None, _number(int, 256), ServerLimits().max_head_bytes,

@@ -8,8 +8,11 @@ out, and a client that stops reading keeps its response's ``send()`` waiting for
 subclass of uvicorn's httptools protocol, enforced where the bytes arrive (before any
 parse work is spent on them):
 
-- **connections**: past ``max_connections`` open ones, a new connection gets 503 and is
-  closed at once, before anything is parsed;
+- **connections**: at ``max_connections`` open ones, a new connection is admitted by
+  shedding one that holds a place without using it: the oldest that has not completed a
+  request head (a slowloris holds its sockets so), else the oldest idle kept-alive one. A
+  connection with a request in flight or a live stream is never shed. Only when every
+  connection is busy does the new one get 503, closed at once, before anything is parsed;
 - **request heads**: past ``max_headers`` headers or ``max_head_bytes`` bytes of request
   line and headers, 431 and close; a head (or the next head on a kept-alive connection)
   not complete within ``head_timeout`` seconds of its first byte gets 408; a connection
@@ -104,16 +107,21 @@ def protocol_class(limits: ServerLimits) -> type:
         _pending_bytes = 0  # raw bytes received while a head is awaited
         _sweeper: asyncio.TimerHandle | None = None  # one per class (per server)
         _writer: _Coalescing
+        # Connections that may be shed at the cap, oldest first (insertion-ordered dicts, one
+        # per class, that is per server): awaiting a head not complete yet, and idle ones.
+        _headless: dict = {}
+        _idle: dict = {}
 
         # -- connections ------------------------------------------------------------------
 
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
-            if len(self.server_state.connections) >= limits.max_connections:
+            if len(self.server_state.connections) >= limits.max_connections and not self._shed_one():
                 self._refused = True
                 transport.write(refuse_busy)
                 transport.close()
                 return
             super().connection_made(transport)
+            self._headless[self] = None
             self._writer = _Coalescing(transport, self.loop)
             self._await_head()
             cls = type(self)
@@ -124,7 +132,28 @@ def protocol_class(limits: ServerLimits) -> type:
             if self._refused:
                 return
             self._deadline = 0.0
+            self._headless.pop(self, None)
+            self._idle.pop(self, None)
             super().connection_lost(exc)
+
+        def _shed_one(self) -> bool:
+            """Close the oldest connection that holds a place without using it; False if
+            every connection is busy (a request in flight, a stream open)."""
+            for waiting in (self._headless, self._idle):
+                while waiting:
+                    victim = next(iter(waiting))
+                    del waiting[victim]
+                    transport = victim.transport
+                    if transport is None or transport.is_closing():
+                        continue
+                    victim._deadline = 0.0
+                    if waiting is self._headless and victim._pending_bytes:
+                        transport.write(refuse_busy)  # it was sending something: say why it ends
+                    transport.close()
+                    # Counted free now: its connection_lost comes only after the loop runs.
+                    victim.server_state.connections.discard(victim)
+                    return True
+            return False
 
         def data_received(self, data: bytes) -> None:
             if self._refused:
@@ -132,6 +161,8 @@ def protocol_class(limits: ServerLimits) -> type:
             if self._waiting == "head":
                 if not self._pending_bytes:  # a head begins: it has head_timeout to be whole
                     self._deadline = clock() + limits.head_timeout
+                    if self._idle.pop(self, 0) is None:  # a kept-alive one no longer idle
+                        self._headless[self] = None
                 self._pending_bytes += len(data)
             super().data_received(data)
             # One huge header or URL arrives in pieces, and httptools calls back only once a
@@ -160,6 +191,7 @@ def protocol_class(limits: ServerLimits) -> type:
             headers.append((name, value))
 
         def on_headers_complete(self) -> None:
+            self._headless.pop(self, None)
             transport, self.transport = self.transport, self._writer  # the response writes through it
             self._writer.fresh = True
             try:
@@ -193,6 +225,7 @@ def protocol_class(limits: ServerLimits) -> type:
                 self._pending_bytes = 0
                 self._deadline = clock() + limits.idle_timeout
                 self._waiting = "head"
+                self._idle[self] = None
 
         def send_400_response(self, msg: str) -> None:
             self._refuse(refuse_head if self._too_large else refuse_bad)
