@@ -305,14 +305,26 @@ def test_postgresql_a_failed_commit_fails_its_group_and_the_store_serves_again(d
         ns = backend.fresh("x")
         ns.put("meta", b"committed")
         await ns.flush()
+        name = database.rsplit("/", 1)[1]
+        # The database goes away for this backend: no new connections, and the open ones
+        # (the commit's among them) ended, waited for until they are gone (pg_terminate_backend
+        # only signals them), so the next commit fails whichever connection it tries.
+        postgres.psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
         await backend.pool.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                    "WHERE datname = current_database() AND pid <> pg_backend_pid()")
-        ns.put("meta", b"lost")  # its commit goes over a connection the database has just closed
+        for _ in range(100):
+            if not await backend.pool.fetchval("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                                               "current_database() AND pid <> pg_backend_pid()"):
+                break
+            await asyncio.sleep(0.02)
+        await backend.pool.expire_connections()
+        ns.put("meta", b"lost")
         with pytest.raises(StoreUnavailable):
             await ns.flush()
         ns.put("meta", b"after")
         with pytest.raises(StoreUnavailable):
             await ns.flush()  # a namespace of a failed group stays failed
+        postgres.psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")  # it is back
         again = None
         for _ in range(50):  # the pool reconnects by itself
             try:

@@ -286,6 +286,12 @@ class Front:
         r, msg, body = admitted
         return await self.serve(r, msg, host, body)
 
+    @staticmethod
+    def health(method: str, path: str, unready: str | None) -> Response:
+        """``/healthz`` and ``/readyz`` (:func:`engine.protocol.http.health`)."""
+        status, headers, body = http.health(method, path, unready)
+        return Response(status, _encode(headers) + [(b"content-length", b"%d" % len(body))], body)
+
     # -- the response ----------------------------------------------------------------------
 
     @staticmethod

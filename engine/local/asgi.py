@@ -20,10 +20,6 @@ from ..protocol import http, request_state
 from .fetch import fetch_json
 from .runtime import LocalRuntime
 
-#: Liveness and readiness, beside the MCP paths (Kubernetes' names for them).
-HEALTH_PATH, READY_PATH = "/healthz", "/readyz"
-HEALTH_PATHS = frozenset((HEALTH_PATH, READY_PATH))
-
 
 def _headers(scope: dict) -> dict[str, str]:
     """Header names (lower case, as ASGI servers give them) to values; repeats are joined
@@ -129,24 +125,14 @@ class McpAsgi:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _health(self, scope: dict, send: Callable) -> None:
-        """``/healthz``: the process answers. ``/readyz``: it should be sent traffic (its store
-        answers, it is not stopping); 503 with the reason otherwise. For load balancers and
-        orchestrators: unauthenticated, GET or HEAD, never an MCP request."""
-        method = scope["method"]
-        if method not in ("GET", "HEAD"):
-            await _plain(send, 405, "use GET or HEAD", method == "HEAD")
-            return
-        why = self.runtime.unready() if scope["path"] == READY_PATH else None
-        await _plain(send, 503 if why else 200, f"not ready: {why}" if why else "ok", method == "HEAD")
-
     async def _http(self, scope: dict, receive: Callable, send: Callable) -> None:
         internal = self.internal
         if internal is not None and scope.get("server", (None, None))[1] == internal.port:
             await internal(scope, receive, send)
             return
-        if scope["path"] in HEALTH_PATHS:
-            await self._health(scope, send)
+        if scope["path"] in http.HEALTH_PATHS:
+            response = self.front.health(scope["method"], scope["path"], self.runtime.unready())
+            await send_response(self.front, response, receive, send)
             return
         try:
             headers = _headers(scope)
@@ -158,15 +144,6 @@ class McpAsgi:
         except ConnectionResetError:
             return
         await send_response(self.front, response, receive, send)
-
-
-async def _plain(send: Callable, status: int, text: str, head: bool) -> None:
-    body = text.encode() + b"\n"
-    allow = [(b"allow", b"GET, HEAD")] if status == 405 else []
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"%d" % len(body)),
-        (b"cache-control", b"no-store"), *allow]})
-    await send({"type": "http.response.body", "body": b"" if head else body})
 
 
 async def send_response(front: Front, response: Response, receive: Callable, send: Callable) -> None:

@@ -403,6 +403,25 @@ def malformed_http() -> HttpError:
     return HttpError(400, spec.INVALID_REQUEST, "Bad Request: not a valid HTTP/1.1 request")
 
 
+#: Liveness and readiness, beside the MCP paths (Kubernetes' names for them).
+HEALTH_PATH, READY_PATH = "/healthz", "/readyz"
+HEALTH_PATHS = frozenset((HEALTH_PATH, READY_PATH))
+
+
+def health(method: str, path: str, unready: str | None) -> tuple[int, tuple[tuple[str, str], ...], bytes]:
+    """``/healthz``: the process answers (200). ``/readyz``: 200 if it should be sent traffic,
+    else 503 with ``unready``, the reason. Plain text, never cached, GET or HEAD (HEAD: no
+    body); for balancers and orchestrators, so never behind a token and never MCP traffic."""
+    if method not in ("GET", "HEAD"):
+        status, text, extra = 405, "use GET or HEAD", (("allow", "GET, HEAD"),)
+    elif path == READY_PATH and unready:
+        status, text, extra = 503, f"not ready: {unready}", ()
+    else:
+        status, text, extra = 200, "ok", ()
+    body = b"" if method == "HEAD" else text.encode() + b"\n"
+    return status, (("content-type", "text/plain; charset=utf-8"), ("cache-control", "no-store"), *extra), body
+
+
 def raw_response(exc: HttpError) -> bytes:
     """A whole HTTP/1.1 response (JSON-RPC error body, then close) for refusals made below
     the application, where there is no ASGI ``send`` to answer with."""
