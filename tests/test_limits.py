@@ -9,9 +9,11 @@ what a client that never reads makes them hold.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import time
+from typing import Iterator
 
 import httpx
 import pytest
@@ -146,69 +148,61 @@ def _listen_request() -> bytes:
     return (f"POST /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\n{head}content-length: {len(payload)}\r\n\r\n").encode() + payload
 
 
+@contextlib.contextmanager
+def held(port: int, count: int, data: bytes, answer: bytes | None = None) -> Iterator[list[socket.socket]]:
+    """``count`` connections, each sent ``data`` (and, with ``answer``, checked to have been
+    answered with what starts so), held open for the block, closed after it."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            socks.append(s)
+            s.sendall(data)
+            if answer is not None:
+                assert s.recv(4096).startswith(answer)
+        yield socks
+    finally:
+        for s in socks:
+            s.close()
+
+
 def test_at_the_cap_slow_heads_are_shed_so_a_fresh_client_gets_in(strict_server):
     """Twice the cap (40) of connections trickling a head: each new one sheds the oldest, and a
     fresh client initializes and calls a tool as if they were not there; the slow ones end
     (shed with 503, or by the head timeout as before)."""
-    held = []
-    try:
-        for _ in range(80):
-            s = socket.create_connection(("127.0.0.1", strict_server.port), timeout=5)
-            s.sendall(b"GET /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\n")  # and never the rest
-            held.append(s)
+    with held(strict_server.port, 80, b"GET /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\n") as slow:  # never the rest
         with httpx.Client(timeout=5) as c:
             sid = initialize(c, strict_server.url)
             r = c.post(strict_server.url, headers=headers(sid), json={
                 "jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "in"}}})
             assert r.status_code == 200 and '"text":"in"' in r.text, r.text
-        ends = [s.recv(1024) for s in held]  # every one ends, none is left hanging
+        ends = [s.recv(1024) for s in slow]  # every one ends, none is left hanging
         assert all(e.startswith((b"HTTP/1.1 503", b"HTTP/1.1 408")) for e in ends), {e[:20] for e in ends}
         assert sum(e.startswith(b"HTTP/1.1 503") for e in ends) >= 40  # shed for the newer ones
-    finally:
-        for s in held:
-            s.close()
 
 
 def test_at_the_cap_idle_kept_alive_connections_are_shed_before_anyone_is_refused(strict_server):
     with httpx.Client(timeout=5) as c:
         sid = initialize(c, strict_server.url)
-    idle = []
-    try:
-        for _ in range(40):  # each has had a request answered and stays open for the next
-            s = socket.create_connection(("127.0.0.1", strict_server.port), timeout=5)
-            s.sendall(b"GET /nowhere HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
-            assert s.recv(4096).startswith(b"HTTP/1.1 404")
-            idle.append(s)
+    # Each has had a request answered and stays open for the next.
+    with held(strict_server.port, 40, b"GET /nowhere HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n", b"HTTP/1.1 404") as idle:
         ping_ok(strict_server.url, sid)  # admitted: an idle one made room
         assert idle[0].recv(10) == b""  # the oldest idle connection, closed quietly
-    finally:
-        for s in idle:
-            s.close()
 
 
 def test_when_every_connection_is_busy_a_new_one_is_refused_and_the_server_recovers(strict_server):
     """Connections with a live stream are never shed: past the cap of them, 503 at once."""
     with httpx.Client(timeout=5) as c:
         sid = initialize(c, strict_server.url)
-    busy = []
-    try:
-        for _ in range(40):
-            s = socket.create_connection(("127.0.0.1", strict_server.port), timeout=5)
-            s.sendall(_listen_request())
-            assert s.recv(4096).startswith(b"HTTP/1.1 200")  # its stream is open
-            busy.append(s)
+    with held(strict_server.port, 40, _listen_request(), b"HTTP/1.1 200") as busy:  # each with its stream open
         status, body = status_and_body(raw(strict_server.port, b"GET /mcp HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"))
         assert status == 503 and body["error"]["code"] == -32801
-        for s in busy:
+        for s in busy:  # none was shed: each is still open
             s.setblocking(False)
             try:
-                assert s.recv(4096) != b""  # not shed: still open (or it has sent more of its stream)
+                assert s.recv(4096) != b""  # (or it has sent more of its stream)
             except BlockingIOError:
                 pass
-            s.setblocking(True)
-    finally:
-        for s in busy:
-            s.close()
     for _ in range(50):  # admitted again once their connection_lost has run
         if status_and_body(raw(strict_server.port, b"GET /nowhere HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"))[0] == 404:
             break
