@@ -339,9 +339,15 @@ def worker(plan: Plan) -> None:
         server.stop()
 
 
+def cluster(plan: Plan) -> None:
+    from . import cluster as module  # it builds on this module's helpers
+
+    module.cluster(plan)
+
+
 SCENARIOS = {"a": tools_call_sse, "b": tools_call_json, "c": handshakes, "d": memory, "e": replay, "f": concurrency,
              "g": hostile_clients, "h": modern_tools_call, "i": tasks, "j": sdk_app,
-             "k": worker}
+             "k": worker, "l": cluster}
 
 
 def targets(plan: Plan) -> list[dict]:
@@ -389,4 +395,14 @@ def targets(plan: Plan) -> list[dict]:
         exact = "exact" in e[0]["note"] and "NOT" not in e[0]["note"]
         judge("(e) replay of 10k events <= 0.1 s, exact and in order", e[0]["value"],
               exact and e[0]["value"] <= 0.1, f"{e[0]['value']:.3f} s, {'exact' if exact else 'NOT exact'}")
+    pg_ratio = plan.value("l", "postgresql / sqlite", "tools/call ratio")
+    if pg_ratio is not None:
+        judge("(l) session tools/call on PostgreSQL >= 70% of SQLite", pg_ratio, pg_ratio >= 0.7, f"{pg_ratio:.0%}")
+    relay = plan.value("l", "forwarded / owned", "tools/call ratio")
+    if relay is not None:
+        judge("(l) a forwarded tools/call >= 60% of an owned one", relay, relay >= 0.6, f"{relay:.0%}")
+    p99, lease = plan.value("l", "mcp-actors takeover", "takeover p99"), plan.value("l", "mcp-actors takeover", "lease")
+    if p99 is not None and lease:
+        judge("(l) takeover after kill -9: p99 <= 2x the lease", p99 / lease, p99 <= 2 * lease,
+              f"{p99:.2f} s (lease {lease:g} s)")
     return out
