@@ -6,6 +6,9 @@
   head a byte at a time arrive together, while a well-behaved session pings every 20 ms on
   its own kept-alive connection: the longest ping is the longest stall its event loop
   suffered, and its p99 what a real user would feel.
+- Twice the connection cap of slow heads held open, then fresh clients, each on a new
+  connection, initialize and call a tool: what a newcomer waits while a slowloris holds
+  every place (the server sheds the slow ones to admit it).
 """
 
 from __future__ import annotations
@@ -118,3 +121,36 @@ def stalls(server, seconds: float, slow: int, head_threads: int = 2) -> dict:
     return {"pings": len(latencies), "failures": failures, "max_ms": latencies[-1] * 1000,
             "p99_ms": latencies[int(0.99 * (len(latencies) - 1))] * 1000,
             "median_ms": statistics.median(latencies) * 1000, "big_heads": len(sent), "slow_opened": len(opened)}
+
+
+def fresh_clients_at_the_cap(server, cap: int, clients_n: int = 50) -> dict:
+    """``2 * cap`` slow heads open (a byte a second each), then ``clients_n`` fresh clients in
+    turn, each on a new connection: initialize + notifications/initialized + tools/call.
+    Their latencies (ms) and how many failed (a 503 at the cap counts as failed)."""
+    stop = threading.Event()
+    opened: list = []
+    attacker = threading.Thread(target=_slow_heads, args=(server.port, 2 * cap, stop, opened))
+    attacker.start()
+    while attacker.is_alive() and len(opened) < 2 * cap:
+        time.sleep(0.05)
+    latencies: list[float] = []
+    failures = 0
+    call = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                       "params": {"name": "echo", "arguments": {"text": "hi"}}}).encode()
+    try:
+        for _ in range(clients_n):
+            t0 = time.monotonic()
+            try:  # new connections each (open_session has a client of its own)
+                sid = clients.open_session(server.url)
+                with httpx.Client(timeout=10, headers={**HEADERS, "mcp-session-id": sid}) as c:
+                    ok = c.post(server.url, content=call).status_code == 200
+            except (httpx.HTTPError, clients.CheckFailed):
+                ok = False
+            latencies.append(time.monotonic() - t0)
+            failures += not ok
+    finally:
+        stop.set()
+        attacker.join(30)
+    latencies.sort()
+    return {"clients": clients_n, "failures": failures, "slow_opened": len(opened),
+            "median_ms": statistics.median(latencies) * 1000, "max_ms": latencies[-1] * 1000}

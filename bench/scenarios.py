@@ -239,6 +239,12 @@ def hostile_clients(plan: Plan) -> None:
                  f"longest of {s['pings']} pings every 20 ms while {s['big_heads']} 1 MB heads and "
                  f"{s['slow_opened']} slow connections arrived; {s['failures']} pings failed")
         plan.add("g", "mcp-actors", "ping p99 under attack", s["p99_ms"], "ms", f"median {s['median_ms']:.2f} ms")
+    cap = 200 if plan.quick else 500
+    with servers.engine("--max-connections", str(cap)) as server:
+        f = hostile.fresh_clients_at_the_cap(server, cap, 20 if plan.quick else 50)
+        plan.add("g", "mcp-actors", "fresh client at the cap", f["median_ms"], "ms",
+                 f"initialize + call on a new connection while {f['slow_opened']} slow heads (2x the cap "
+                 f"of {cap}) are open: median of {f['clients']}, max {f['max_ms']:.0f} ms, {f['failures']} failed")
 
 
 def _tasks_of(plan: Plan, label: str, server: servers.Server, disk: bool) -> None:
