@@ -190,23 +190,39 @@ def _require(what: str, missing: Exception | None) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture
-def cluster(postgres, database) -> Iterator:
-    """``cluster(count=3, app=None, *extra, lease=..., hash_header=None)``: engine processes
-    over a fresh database behind nginx (tests/cluster.py); all stopped after the test."""
+def _clusters(postgres, database: str | None = None) -> Iterator:
+    """The factory behind ``cluster`` and ``module_cluster``: each cluster it makes gets a fresh
+    database (the first ``database``, if given); all are stopped when the generator ends."""
     from cluster import Cluster
 
     require_nginx()
     made: list = []
 
     def make(count: int = 3, app: str | None = None, *extra: str, **kw) -> Cluster:
-        c = Cluster(postgres, database if not made else postgres.new_database(), count, app, *extra, **kw)
+        fresh = database if database is not None and not made else postgres.new_database()
+        c = Cluster(postgres, fresh, count, app, *extra, **kw)
         made.append(c)
         return c
 
-    yield make
-    for c in made:
-        c.stop()
+    try:
+        yield make
+    finally:
+        for c in made:
+            c.stop()
+
+
+@pytest.fixture
+def cluster(postgres, database) -> Iterator:
+    """``cluster(count=3, app=None, *extra, lease=..., hash_header=None)``: engine processes
+    over a fresh database behind nginx (tests/cluster.py); all stopped after the test."""
+    yield from _clusters(postgres, database)
+
+
+@pytest.fixture(scope="module")
+def module_cluster(postgres) -> Iterator:
+    """``cluster`` for a whole module: the clusters it makes are shared by the module's tests
+    and stopped after its last one."""
+    yield from _clusters(postgres)
 
 
 @pytest.fixture(scope="session")

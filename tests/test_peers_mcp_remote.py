@@ -238,8 +238,12 @@ def shut_down_cleanly(peer: StdioPeer, config_dir: Path) -> None:
 
 
 def test_mcp_remote_proxies_a_full_session(start_server, peer_factory, tmp_path):
-    server = start_server(None)
-    peer = peer_factory(server.url)
+    check_full_session(peer_factory, start_server(None).url, tmp_path)
+
+
+def check_full_session(peer_factory: Callable[..., StdioPeer], url: str, config_dir: Path) -> None:
+    """The proxy over Streamable HTTP to the demo app at ``url`` (one server, or a cluster's balancer)."""
+    peer = peer_factory(url)
     proxy_core_session(peer, "2025-06-18")
 
     # -- resources/read ----------------------------------------------------------------------------------------
@@ -266,7 +270,7 @@ def test_mcp_remote_proxies_a_full_session(start_server, peer_factory, tmp_path)
     assert missing["error"]["code"] == -32002
     assert "demo://nope" in missing["error"]["message"]
 
-    shut_down_cleanly(peer, tmp_path)
+    shut_down_cleanly(peer, config_dir)
     assert "Connected to remote server using StreamableHTTPClientTransport" in peer.stderr()
 
 
@@ -274,10 +278,14 @@ def test_mcp_remote_proxies_a_full_session(start_server, peer_factory, tmp_path)
 
 
 def test_mcp_remote_sse_only(start_server, peer_factory, tmp_path):
-    server = start_server(None)
-    peer = peer_factory(server.url.replace("/mcp", "/sse"), "sse-only")
+    check_sse_only(peer_factory, start_server(None).url, tmp_path)
+
+
+def check_sse_only(peer_factory: Callable[..., StdioPeer], url: str, config_dir: Path) -> None:
+    """``--transport sse-only`` to the /sse beside ``url`` (the demo app's /mcp)."""
+    peer = peer_factory(url.replace("/mcp", "/sse"), "sse-only")
     proxy_core_session(peer, "2024-11-05")
-    shut_down_cleanly(peer, tmp_path)
+    shut_down_cleanly(peer, config_dir)
     log = peer.stderr()
     assert "Using transport strategy: sse-only" in log
     assert "Connected to remote server using SSEClientTransport" in log
@@ -289,10 +297,14 @@ def test_mcp_remote_sse_only(start_server, peer_factory, tmp_path):
 def test_mcp_remote_http_first_falls_back_to_sse(start_server, peer_factory, tmp_path):
     """No --transport flag: mcp-remote POSTs an initialize to /sse first. The 405 (Allow: GET) we
     answer must make it fall back to HTTP+SSE at once, with no second fallback and no auth flow."""
-    server = start_server(None)
-    peer = peer_factory(server.url.replace("/mcp", "/sse"), None)
+    check_http_first_falls_back_to_sse(peer_factory, start_server(None).url, tmp_path)
+
+
+def check_http_first_falls_back_to_sse(peer_factory: Callable[..., StdioPeer], url: str, config_dir: Path) -> None:
+    """No ``--transport``, pointed at the /sse beside ``url``: one 405, then HTTP+SSE."""
+    peer = peer_factory(url.replace("/mcp", "/sse"), None)
     proxy_core_session(peer, "2024-11-05")
-    shut_down_cleanly(peer, tmp_path)
+    shut_down_cleanly(peer, config_dir)
     log = peer.stderr()
     assert "Using transport strategy: http-first" in log
     assert log.count("Received error (status 405)") == 1, log
