@@ -220,7 +220,10 @@ def shut_down_cleanly(peer: StdioPeer, config_dir: Path) -> None:
         code = peer.proc.wait(timeout=EXIT_TIMEOUT)
     except subprocess.TimeoutExpired:
         pytest.fail(f"mcp-remote did not exit within {EXIT_TIMEOUT} s of stdin EOF\nstderr:\n{peer.stderr()}")
+    # Both readers drain to EOF before we look: the process has exited, but its last lines
+    # ("Shutting down") may still be in the pipe, unread by the reader thread.
     peer._out.join(timeout=5)
+    peer._err.join(timeout=5)
     assert code == 0, peer.stderr()
     # nothing was left unread on stdout (no stray notification or duplicate response)
     leftovers = []
