@@ -404,6 +404,9 @@ def targets(plan: Plan) -> list[dict]:
     pg_ratio = plan.value("l", "postgresql / sqlite", "tools/call ratio")
     if pg_ratio is not None:
         judge("(l) session tools/call on PostgreSQL >= 70% of SQLite", pg_ratio, pg_ratio >= 0.7, f"{pg_ratio:.0%}")
+    wide = plan.value("l", f"postgresql / sqlite, {4 * plan.connections} connections", "tools/call ratio")
+    if wide is not None:
+        judge(f"(l) the same at {4 * plan.connections} connections", wide, wide >= 0.7, f"{wide:.0%}")
     relay = plan.value("l", "forwarded / owned", "tools/call ratio")
     if relay is not None:
         judge("(l) a forwarded tools/call >= 60% of an owned one", relay, relay >= 0.6, f"{relay:.0%}")
