@@ -276,6 +276,9 @@ class SessionActor:
             return await self.get(route.last_event_id)
         if action == router.END:
             self.end()
+            # Durable before the 204 says so: a crash must not bring the session back, and
+            # another process must not load it from what the store still held.
+            await self.storage.flush()
             return Reply(204, None)
         return await self.post(msg, route.principal)  # type: ignore[arg-type]
 
