@@ -232,6 +232,28 @@ def test_delete_while_waiting_on_the_client_leaves_no_rows(tmp_path):
     run(go())
 
 
+def test_a_delete_is_committed_before_its_204(tmp_path):
+    """The 204 is an acknowledgement: another reader of the store (a second process of a
+    cluster, or this one after a crash) must already find the session gone."""
+    import sqlite3
+
+    async def go():
+        backend = SqliteBackend(tmp_path / "state.db")
+        h = Harness(demo_app, backend)
+        sid = await h.initialize()
+        await backend.flush()
+        other = sqlite3.connect(tmp_path / "state.db")
+        rows = "SELECT COUNT(*) FROM kv WHERE ns = ?"
+        assert other.execute(rows, (sid,)).fetchone()[0] > 0
+        end = {"mcp-protocol-version": "2025-11-25"}
+        assert (await h.request("DELETE", {**end, "mcp-session-id": sid})).status == 204
+        assert other.execute(rows, (sid,)).fetchone()[0] == 0  # no wait: already committed
+        other.close()
+        backend.close()
+
+    run(go())
+
+
 def test_a_request_to_the_client_that_times_out_is_cancelled_on_the_wire():
     async def go():
         h = Harness(app)
