@@ -108,6 +108,52 @@ def test_a_failed_commit_fails_its_requests_then_the_store_serves_again(tmp_path
     run(go())
 
 
+def test_readyz_is_503_while_the_store_cannot_commit_and_200_once_it_can(tmp_path):
+    """A balancer must stop sending traffic to a process whose disk is full, and send it again
+    once it is not: with no traffic, the runtime's own probe finds out (a real commit)."""
+    import httpx
+
+    from engine.actors.settings import Settings
+    from engine.local.asgi import McpAsgi
+    from engine.local.runtime import LocalRuntime
+
+    async def go():
+        backend = SqliteBackend(tmp_path / "state.db")
+        settings = Settings()
+        settings.lifetimes = Lifetimes(idle_evict=0.1)  # the upkeep ticks every 50 ms
+        asgi = McpAsgi(LocalRuntime(demo_app, settings.http, backend, settings.lifetimes), settings)
+        await asgi.runtime.start()
+        h = Harness(demo_app, backend)
+        h.runtime = asgi.runtime
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="http://127.0.0.1:8000") as c:
+            assert (await c.get("/readyz")).text == "ok\n"
+            sid = await h.initialize()
+            pages = backend.db.execute("PRAGMA page_count").fetchone()[0]
+            backend.db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full from now on
+            r = await h.call(sid, 2, "tools/call", {"name": "echo", "arguments": {"text": "x" * 20000}})
+            assert r.status == 503
+            for _ in range(5):  # the probe keeps failing: still not ready
+                ready = await c.get("/readyz")
+                assert ready.status_code == 503, ready.text
+                await asyncio.sleep(0.06)
+            assert ready.text.startswith("not ready: the store cannot commit (") and "full" in ready.text
+            assert (await c.get("/healthz")).status_code == 200  # alive all the same
+            backend.db.execute("PRAGMA max_page_count = 1000000")  # the cause is gone; no request comes
+            deadline = time.monotonic() + 5
+            while (ready := await c.get("/readyz")).status_code != 200 and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert ready.status_code == 200 and ready.text == "ok\n"
+            assert backend.namespace("__probe__").list("") == []  # the probe left nothing behind
+            r = await h.call(sid, 3, "tools/call", {"name": "echo", "arguments": {"text": "after"}})
+            assert r.status == 200
+            asgi.runtime.close_connections()  # shutdown begins: unready at once
+            assert (await c.get("/readyz")).text == "not ready: shutting down\n"
+        await asgi.runtime.stop()
+        backend.close()
+
+    run(go())
+
+
 def test_a_flusher_of_a_failed_group_hears_of_it_even_after_the_group_ended(tmp_path):
     """An SSE connection flushes when its pump wakes, which can be after the commit ran:
     bytes of a failed group must never go out as if they were committed."""

@@ -82,6 +82,10 @@ class MemoryBackend:
     def __init__(self) -> None:
         self.spaces: dict[str, MemoryStorage] = {}
         self.alarms: dict[str, float] = {}
+        self.commit_failure: str | None = None  # memory always commits
+
+    async def probe(self) -> None:
+        return None
 
     def namespace(self, name: str) -> MemoryStorage:
         space = self.spaces.get(name)

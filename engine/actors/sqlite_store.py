@@ -37,7 +37,7 @@ import threading
 from pathlib import Path
 from typing import Callable, TypeVar
 
-from ..protocol.storage import StoreUnavailable, key_range
+from ..protocol.storage import PROBE_NAMESPACE, StoreUnavailable, key_range
 
 T = TypeVar("T")
 
@@ -132,6 +132,7 @@ class SqliteBackend:
         #: if that comes after the group ended.
         self._group = 0
         self._failures: dict[int, str] = {}
+        self.commit_failure: str | None = None
         self._checkpointer = _Checkpointer(self.path)
         self._checkpointer.start()
 
@@ -242,6 +243,7 @@ class SqliteBackend:
                     self._help_restart()
         failed, self._failed = self._failed, None
         self._in_tx = False
+        self.commit_failure = None if failed is None else str(failed)
         if failed is not None:
             self._failures[self._group] = str(failed)
             while len(self._failures) > _KEEP_FAILURES:
@@ -273,6 +275,19 @@ class SqliteBackend:
         reason = self._failures.get(group)
         if reason is not None:
             raise StoreUnavailable(f"the store could not commit ({reason}); nothing of that group was kept")
+
+    async def probe(self) -> None:
+        """Put and delete a value of two pages in one group: it needs new pages, as the
+        writes that failed did, so a store that is still full stays unready."""
+        if self.commit_failure is None:
+            return
+        ns = self.namespace(PROBE_NAMESPACE)
+        ns.put("probe", b"\0" * 8192)
+        ns.delete("probe")
+        try:
+            await ns.flush()
+        except StoreUnavailable:
+            pass  # still failing: commit_failure says why
 
     def savepoint(self, fn: Callable[[], T]) -> T:
         self._begin()

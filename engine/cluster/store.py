@@ -210,6 +210,9 @@ class PostgresBackend:
         self._revalidate: Callable[[], Any] | None = None
         #: Told of namespaces this process lost to another (fenced): their actors must close now.
         self.on_lost: Callable[[list[PgStorage]], None] = lambda spaces: None
+        #: Why the last commit failed; cleared by the next commit or heartbeat that succeeds
+        #: (a heartbeat is a committed write too, so it probes for us).
+        self.commit_failure: str | None = None
         self.groups = 0  # counters, for tests and the bench
         self.fenced = 0
 
@@ -421,6 +424,7 @@ class PostgresBackend:
             await self._drop_commit_connection()
             failure = StoreUnavailable(f"the database could not commit ({_reason(exc)}); nothing of this group "
                                        "was kept")
+            self.commit_failure = _reason(exc)
             for s in group.spaces:
                 if s.failed is None:
                     s.failed = failure
@@ -432,6 +436,7 @@ class PostgresBackend:
                 raise
         else:
             self.groups += 1
+            self.commit_failure = None
             if rows:
                 refused = {row[0] for row in rows}
                 log.warning("store: the writes of %s were refused: another process holds it now",
@@ -514,7 +519,11 @@ class PostgresBackend:
 
     async def beat(self) -> list[tuple[str, str, float, bool]]:
         rows = await self._fetch("SELECT * FROM mcp_actors.beat($1)", self.node)
+        self.commit_failure = None  # the database took a write: ready again
         return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def probe(self) -> None:
+        return None  # the heartbeat probes: Membership beats every lease / 5
 
     async def set_draining(self) -> None:
         await self._execute("UPDATE mcp_actors.nodes SET draining = true WHERE node = $1", self.node)

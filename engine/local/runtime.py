@@ -452,6 +452,8 @@ class LocalRuntime(links.TaskCalls):
         while True:
             now = time.time()
             try:
+                if self.backend.commit_failure is not None:
+                    await self.backend.probe()
                 await self.run_alarms(now)
                 self.evict_idle(now)
             except asyncio.CancelledError:
@@ -475,7 +477,10 @@ class LocalRuntime(links.TaskCalls):
 
     def unready(self) -> str | None:
         """Why this process should get no new traffic (``/readyz`` answers 503), or None."""
-        return "shutting down" if self.stopping else None
+        if self.stopping:
+            return "shutting down"
+        failure = self.backend.commit_failure
+        return f"the store cannot commit ({failure})" if failure is not None else None
 
     async def start(self) -> None:
         self._loop = loop = asyncio.get_running_loop()

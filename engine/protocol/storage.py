@@ -22,6 +22,9 @@ from typing import Callable, Protocol, TypeVar
 
 T = TypeVar("T")
 
+#: The namespace a store's readiness probe writes in (and leaves empty): never an actor's.
+PROBE_NAMESPACE = "__probe__"
+
 
 class StoreUnavailable(Exception):
     """``flush()`` could not commit its group (disk full, an I/O error): none of the
@@ -90,5 +93,15 @@ class Backend(Protocol):
         ...
 
     def next_alarm(self) -> float | None: ...
+
+    #: Why the last commit failed (a full disk, the database away), or None once one
+    #: succeeds again: while set, the process is not ready for traffic (``/readyz`` 503).
+    commit_failure: str | None
+
+    async def probe(self) -> None:
+        """While ``commit_failure`` is set, try a small real commit (on no one's behalf),
+        clearing it if that succeeds: an unready process gets no traffic, so without this
+        nothing would commit and it would never be ready again."""
+        ...
 
     def close(self) -> None: ...
