@@ -8,7 +8,6 @@ names the flag, never a traceback.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import socket
 
@@ -136,9 +135,9 @@ def main(argv: list[str] | None = None) -> None:
     if workers > 1 and not cluster:
         raise SystemExit("error: --workers: several processes need a store they can share: pass --store "
                          "postgresql://... (an SQLite file is served by one process; see the README)")
-    level = values["--log-level"]
-    logging.basicConfig(level="DEBUG" if level == "trace" else level.upper(),
-                        format="%(levelname)s %(name)s: %(message)s")
+    from .local import logs
+
+    logs.configure(values["--log-level"], values["--log-format"])
     public = _listen(values["--host"], values["--port"])
     if workers > 1:
         from .local.workers import supervise
@@ -195,6 +194,8 @@ def _serve(app: App, settings: Settings, values: dict, public: socket.socket, in
                       f"(store: {shown_store})", flush=True)
                 if paths.sse and paths.messages:
                     print(f"HTTP+SSE (2024-11-05) clients: http://{display}:{port}{paths.sse}", flush=True)
+                if asgi.metrics_port:
+                    print(f"metrics: http://{display}:{asgi.metrics_port}/metrics", flush=True)
                 if cluster:
                     print(f"cluster: process {runtime.backend.node} (pid {os.getpid()}), reached by its peers at "
                           f"{runtime.url}", flush=True)  # type: ignore[attr-defined]
@@ -216,8 +217,21 @@ def _serve(app: App, settings: Settings, values: dict, public: socket.socket, in
             runtime.close_connections()
             await super().shutdown(sockets)
 
+    asgi = McpAsgi(runtime, settings)
+    metrics_base = values["--metrics-port"]
+    if metrics_base or "otlp" in os.environ.get("OTEL_METRICS_EXPORTER", "").split(","):
+        try:
+            from .observe.metrics import Metrics
+        except ImportError as exc:
+            raise SystemExit(f"error: --metrics-port and OTEL_METRICS_EXPORTER need the telemetry extra "
+                             f"(pip install 'mcp-actors[otel]'): {exc}") from None
+        if metrics_base:
+            metrics_socket = _listen(host, metrics_base + index)
+            asgi.metrics_port = metrics_socket.getsockname()[1]
+            sockets.append(metrics_socket)
+        asgi.metrics = Metrics(runtime, bool(metrics_base), app.name, app.version)
     server = Server(uvicorn.Config(
-        McpAsgi(runtime, settings),
+        asgi,
         http=http_protocol,  # type: ignore[arg-type]
         h11_max_incomplete_event_size=limits.max_head_bytes,
         timeout_keep_alive=limits.idle_timeout,
@@ -225,6 +239,8 @@ def _serve(app: App, settings: Settings, values: dict, public: socket.socket, in
         # (behind a proxy, --auth-resource names the public URL), so none of its per-request cost.
         proxy_headers=False,
         log_level=values["--log-level"],
+        # JSON lines: uvicorn's own loggers go through ours (its config would print text).
+        **({"log_config": None} if values["--log-format"] == "json" else {}),
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=5,

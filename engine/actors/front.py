@@ -23,6 +23,7 @@ import logging
 from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 import msgspec
+from msgspec import UNSET
 
 from ..app.context import CapabilityError
 from ..protocol import http, modern, router, spec
@@ -31,7 +32,7 @@ from ..protocol.http import HttpError
 from ..protocol.jsonrpc import Message, ProtocolError
 from ..protocol.router import Route
 from ..protocol.storage import StoreUnavailable
-from . import stateless
+from . import log_context, stateless
 from .connection import Connection, Reply
 from .session_actor import SessionActor
 from .auth import Gate
@@ -58,13 +59,15 @@ class Response:
     """What to answer: status, headers, a body sent at once, and for an open SSE stream
     the connection whose events follow (see :meth:`Front.pump`)."""
 
-    __slots__ = ("status", "headers", "body", "stream")
+    __slots__ = ("status", "headers", "body", "stream", "message")
 
     def __init__(self, status: int, headers: Headers, body: bytes = b"", stream: Connection | None = None):
         self.status = status
         self.headers = headers
         self.body = body
         self.stream = stream
+        #: The request it answers, once decoded (for telemetry: its method, its tool).
+        self.message: Message | None = None
 
 
 class SessionUnreadable(Exception):
@@ -284,7 +287,11 @@ class Front:
         if isinstance(admitted, Response):
             return admitted
         r, msg, body = admitted
-        return await self.serve(r, msg, host, body)
+        if msg is not None:
+            log_context.serving(r.session_id, msg.id if msg.id is not UNSET else None, msg.method)
+        response = await self.serve(r, msg, host, body)
+        response.message = msg
+        return response
 
     @staticmethod
     def health(method: str, path: str, unready: str | None) -> Response:

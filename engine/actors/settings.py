@@ -191,6 +191,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--lease", None, _number(float, 0.5, 600), 5.0,
            "with a postgresql:// store: seconds without a heartbeat after which a process's actors are taken over",
            metavar="SECONDS"),
+    Option("--metrics-port", None, _number(int, 0, 65535), 0,
+           "serve Prometheus metrics (/metrics) and /healthz, /readyz on this port of --host, apart from the MCP "
+           "port (0: off; with --workers, worker i takes PORT+i); needs mcp-actors[otel]", metavar="PORT"),
     Option("--drain-timeout", None, _number(float, 0, 3600), 10.0,
            "seconds a stopping process (SIGTERM) waits for running work before it hands everything over",
            metavar="SECONDS"),
@@ -249,6 +252,9 @@ OPTIONS: tuple[Option, ...] = (
            "auth.scopes", many=True, metavar="SCOPE"),
     Option("--log-level", None, _choice("critical", "error", "warning", "info", "debug", "trace"), "warning",
            "server log level: debug, info, warning, error or critical", metavar="LEVEL"),
+    Option("--log-format", None, _choice("text", "json"), "text",
+           "text, or json: one JSON object per line with time, level, message, session and request ids, method "
+           "and trace ids", metavar="FORMAT"),
 )
 
 BY_FLAG = {o.flag: o for o in OPTIONS}

@@ -10,6 +10,7 @@ watch for the client's disconnect.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any, Callable
 
 from ..actors.auth import gate_from
@@ -99,6 +100,10 @@ class McpAsgi:
         #: The cluster's endpoint for calls between processes, on a port of its own (None:
         #: not a cluster); an ASGI callable with a ``port``.
         self.internal: Any = runtime.internal_endpoint(self.front)
+        #: engine.observe.metrics.Metrics when telemetry is on (else None: the request path
+        #: pays one test), and the port its /metrics is served on (0: none).
+        self.metrics: Any = None
+        self.metrics_port = 0
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         kind = scope["type"]
@@ -130,6 +135,12 @@ class McpAsgi:
         if internal is not None and scope.get("server", (None, None))[1] == internal.port:
             await internal(scope, receive, send)
             return
+        metrics = self.metrics
+        if metrics is not None:
+            if self.metrics_port and scope.get("server", (None, None))[1] == self.metrics_port:
+                await self._metrics_port(scope, receive, send)
+                return
+            started = time.perf_counter()
         if scope["path"] in http.HEALTH_PATHS:
             response = self.front.health(scope["method"], scope["path"], self.runtime.unready())
             await send_response(self.front, response, receive, send)
@@ -143,6 +154,31 @@ class McpAsgi:
                 headers, _BodyReader(receive), self.runtime, scope.get("root_path", ""), base_url)
         except ConnectionResetError:
             return
+        await send_response(self.front, response, receive, send)
+        if metrics is not None:
+            msg = response.message
+            if msg is not None and msg.method is not None:
+                params = msg.params if isinstance(msg.params, dict) else {}
+                tool = params.get("name") if msg.method == "tools/call" else None
+                version = params.get("protocolVersion") if msg.method == "initialize" else \
+                    headers.get("mcp-protocol-version")
+                metrics.record(time.perf_counter() - started, msg.method, tool if isinstance(tool, str) else None,
+                               version if isinstance(version, str) else None, response.status, response.body)
+
+    async def _metrics_port(self, scope: dict, receive: Callable, send: Callable) -> None:
+        """The metrics port: ``/metrics``, ``/healthz`` and ``/readyz``; nothing of MCP."""
+        path, method = scope["path"], scope["method"]
+        if path in http.HEALTH_PATHS:
+            response = self.front.health(method, path, self.runtime.unready())
+        elif path == "/metrics":
+            from ..observe.metrics import serve_metrics
+
+            status, headers, body = serve_metrics(self.metrics, method)
+            response = Response(status, headers + [(b"content-length", b"%d" % len(body))], body)
+        else:
+            body = b"not found: this port serves /metrics, /healthz and /readyz\n"
+            response = Response(404, [(b"content-type", b"text/plain; charset=utf-8"),
+                                      (b"content-length", b"%d" % len(body))], body)
         await send_response(self.front, response, receive, send)
 
 
