@@ -8,8 +8,12 @@ own process group, stopped with servers.stop_group (SIGTERM: fast shutdown).
 
 The proxy suits Streamable HTTP: HTTP/1.1 keep-alive to the upstreams, no buffering nor cache
 (Server-Sent Events pass as written), hour-long read/send timeouts (long requests, idle GET
-streams), Host passed through, a 2 s connect timeout and ``proxy_next_upstream error timeout``:
-a refused connection moves on to the next upstream (nginx never resends a POST once sent).
+streams), Host passed through, a 2 s connect timeout. Kept-alive upstream connections are
+dropped by nginx after 4 s idle, before the engine's ``--idle-timeout`` (5 s) would close them
+under a request nginx just sent. ``proxy_next_upstream error timeout non_idempotent`` (within
+10 s, 3 tries): a refused connection, or one an engine closed before answering (a stopping
+process closes only connections with no request in flight, so the POST was not read), moves
+on to the next upstream; without ``non_idempotent`` nginx answers such a POST 502.
 Round-robin; ``hash_header="mcp-session-id"`` pins each session to an upstream instead.
 
 Why ``user root``: a master started as root runs its workers as ``nobody``, who cannot write
@@ -52,6 +56,7 @@ http {{
         {balance}
 {servers}
         keepalive 32;
+        keepalive_timeout 4s;
     }}
     server {{
         listen 127.0.0.1:{port};
@@ -68,7 +73,9 @@ http {{
             proxy_read_timeout 3600s;
             proxy_send_timeout 3600s;
             proxy_connect_timeout 2s;
-            proxy_next_upstream error timeout;
+            proxy_next_upstream error timeout non_idempotent;
+            proxy_next_upstream_timeout 10s;
+            proxy_next_upstream_tries 3;
         }}
     }}
 }}

@@ -165,6 +165,9 @@ def test_workers_share_one_port_as_a_cluster(database):
     server = Server(None, "--store", database, "--workers", "2", "--lease", "2")
     try:
         with httpx.Client(timeout=15) as c:
+            deadline = time.monotonic() + 20  # the banner is the first worker's; the second may be joining
+            while sql(database, "SELECT count(*) FROM mcp_actors.nodes") != [["2"]] and time.monotonic() < deadline:
+                time.sleep(0.1)
             assert sql(database, "SELECT count(*) FROM mcp_actors.nodes") == [["2"]]
             sessions: list[str] = []
 
