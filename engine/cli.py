@@ -219,7 +219,9 @@ def _serve(app: App, settings: Settings, values: dict, public: socket.socket, in
 
     asgi = McpAsgi(runtime, settings)
     metrics_base = values["--metrics-port"]
-    if metrics_base or "otlp" in os.environ.get("OTEL_METRICS_EXPORTER", "").split(","):
+    from .observe import otlp_metrics
+
+    if metrics_base or otlp_metrics():
         try:
             from .observe.metrics import Metrics
         except ImportError as exc:

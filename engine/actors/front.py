@@ -296,7 +296,11 @@ class Front:
     @staticmethod
     def health(method: str, path: str, unready: str | None) -> Response:
         """``/healthz`` and ``/readyz`` (:func:`engine.protocol.http.health`)."""
-        status, headers, body = http.health(method, path, unready)
+        return Front.plain(*http.health(method, path, unready))
+
+    @staticmethod
+    def plain(status: int, headers: tuple[tuple[str, str], ...], body: bytes) -> Response:
+        """A whole answer with its length (an operator's endpoint, :func:`http.read_only`)."""
         return Response(status, _encode(headers) + [(b"content-length", b"%d" % len(body))], body)
 
     # -- the response ----------------------------------------------------------------------

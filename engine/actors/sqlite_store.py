@@ -279,8 +279,6 @@ class SqliteBackend:
     async def probe(self) -> None:
         """Put and delete a value of two pages in one group: it needs new pages, as the
         writes that failed did, so a store that is still full stays unready."""
-        if self.commit_failure is None:
-            return
         ns = self.namespace(PROBE_NAMESPACE)
         ns.put("probe", b"\0" * 8192)
         ns.delete("probe")

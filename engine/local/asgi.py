@@ -131,13 +131,12 @@ class McpAsgi:
                 return
 
     async def _http(self, scope: dict, receive: Callable, send: Callable) -> None:
-        internal = self.internal
+        internal, metrics = self.internal, self.metrics
         if internal is not None and scope.get("server", (None, None))[1] == internal.port:
             await internal(scope, receive, send)
             return
-        metrics = self.metrics
         if metrics is not None:
-            if self.metrics_port and scope.get("server", (None, None))[1] == self.metrics_port:
+            if scope.get("server", (None, None))[1] == self.metrics_port:
                 await self._metrics_port(scope, receive, send)
                 return
             started = time.perf_counter()
@@ -155,30 +154,13 @@ class McpAsgi:
         except ConnectionResetError:
             return
         await send_response(self.front, response, receive, send)
-        if metrics is not None:
-            msg = response.message
-            if msg is not None and msg.method is not None:
-                params = msg.params if isinstance(msg.params, dict) else {}
-                tool = params.get("name") if msg.method == "tools/call" else None
-                version = params.get("protocolVersion") if msg.method == "initialize" else \
-                    headers.get("mcp-protocol-version")
-                metrics.record(time.perf_counter() - started, msg.method, tool if isinstance(tool, str) else None,
-                               version if isinstance(version, str) else None, response.status, response.body)
+        if metrics is not None and response.message is not None:
+            metrics.record(time.perf_counter() - started, response.message, headers, response.status, response.body)
 
     async def _metrics_port(self, scope: dict, receive: Callable, send: Callable) -> None:
         """The metrics port: ``/metrics``, ``/healthz`` and ``/readyz``; nothing of MCP."""
-        path, method = scope["path"], scope["method"]
-        if path in http.HEALTH_PATHS:
-            response = self.front.health(method, path, self.runtime.unready())
-        elif path == "/metrics":
-            from ..observe.metrics import serve_metrics
-
-            status, headers, body = serve_metrics(self.metrics, method)
-            response = Response(status, headers + [(b"content-length", b"%d" % len(body))], body)
-        else:
-            body = b"not found: this port serves /metrics, /healthz and /readyz\n"
-            response = Response(404, [(b"content-type", b"text/plain; charset=utf-8"),
-                                      (b"content-length", b"%d" % len(body))], body)
+        response = self.front.plain(*http.metrics_port(
+            scope["method"], scope["path"], self.runtime.unready(), self.metrics.exposition))
         await send_response(self.front, response, receive, send)
 
 

@@ -3,3 +3,11 @@
 ``metrics``: the OpenTelemetry meter, served to Prometheus on ``--metrics-port`` and sent
 over OTLP when ``OTEL_METRICS_EXPORTER=otlp``. Needs ``pip install 'mcp-actors[otel]'``.
 """
+
+import os
+
+
+def otlp_metrics() -> bool:
+    """Whether the standard variable asks for metrics over OTLP (``OTEL_METRICS_EXPORTER``
+    lists ``otlp``); read here, without the SDK, so the CLI can decide whether to import it."""
+    return "otlp" in os.environ.get("OTEL_METRICS_EXPORTER", "").split(",")

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
+
+from ..protocol.jsonrpc import Message
+from . import otlp_metrics
 
 #: The conventions' recommended boundaries for MCP durations, in seconds.
 DURATION_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
@@ -43,7 +46,7 @@ class Metrics:
             # It registers with prometheus_client's default registry, which also carries
             # that library's process_* and python_* series (CPU, memory, file descriptors).
             readers.append(PrometheusMetricReader())
-        if "otlp" in os.environ.get("OTEL_METRICS_EXPORTER", "").split(","):
+        if otlp_metrics():
             from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
             from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
@@ -58,20 +61,26 @@ class Metrics:
             OPERATION_DURATION, unit="s",
             description="MCP request duration as observed on the receiver from the time it was received until "
                         "the result or ack is sent")
-        self.runtime = runtime
         for name, unit, description, read in _observed(runtime):
             meter.create_observable_gauge(name, callbacks=[_callback(read)], unit=unit, description=description)
         for name, unit, description, read in _counted(runtime):
             meter.create_observable_counter(name, callbacks=[_callback(read)], unit=unit, description=description)
 
-    def record(self, seconds: float, method: str, tool: str | None, version: str | None, status: int,
-               body: bytes) -> None:
-        """One MCP request, answered: its duration and what it was."""
+    def record(self, seconds: float, msg: Message, headers: Mapping[str, str], status: int, body: bytes) -> None:
+        """One MCP message POSTed, answered: its duration and what it was (a client's
+        response to a server request has no method, and is not an operation)."""
+        method = msg.method
+        if method is None:
+            return
         attributes: dict[str, str] = {"mcp.method.name": method, "network.transport": "tcp",
                                       "network.protocol.name": "http"}
-        if tool is not None:
+        params = msg.params if isinstance(msg.params, dict) else {}
+        tool = params.get("name") if method == "tools/call" else None
+        if isinstance(tool, str):
             attributes["gen_ai.tool.name"] = tool
-        if version:
+        # initialize names its version in its params; every later request in its header
+        version = params.get("protocolVersion") if method == "initialize" else headers.get("mcp-protocol-version")
+        if isinstance(version, str) and version:
             attributes["mcp.protocol.version"] = version
         error = _error_type(status, body)
         if error is not None:
@@ -83,9 +92,6 @@ class Metrics:
         from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
         return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
-
-    def close(self) -> None:
-        self.provider.shutdown()
 
 
 def _error_type(status: int, body: bytes) -> str | None:
@@ -155,13 +161,3 @@ def _counted(runtime: Any) -> list[tuple[str, str, str, Callable[[], list[tuple[
             ("mcp_actors.store.commits", "{commit}", "group commits sent to the database", attr(backend, "groups")),
         ]
     return out
-
-
-def serve_metrics(metrics: Metrics | None, method: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """GET ``/metrics`` on the metrics port: the exposition, or 405 for another method."""
-    if method not in ("GET", "HEAD"):
-        return 405, [(b"allow", b"GET, HEAD"), (b"content-type", b"text/plain; charset=utf-8")], b"use GET\n"
-    assert metrics is not None
-    body, content_type = metrics.exposition()
-    return 200, [(b"content-type", content_type.encode()), (b"cache-control", b"no-store")], \
-        b"" if method == "HEAD" else body
