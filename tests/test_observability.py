@@ -56,12 +56,18 @@ def test_metrics_count_what_was_served_and_stay_off_the_mcp_port(start_server):
         call(c, mcp, sid, 100, "resources/read", {"uri": "demo://about"})
         gone = c.post(mcp, headers=headers("no-such-session"), json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
         assert gone.status_code == 404
+        malformed = c.post(mcp, headers=headers(sid), content=b'{"jsonrpc": "2.0", "id": 1, "method":')
+        assert malformed.status_code == 400
         # Nothing of the metrics port on the MCP port, and nothing of MCP on the metrics port.
         assert c.get(mcp.removesuffix("/mcp") + "/metrics").status_code == 404
         assert c.post(base + "/mcp", headers=headers(sid), json={"jsonrpc": "2.0", "id": 1, "method": "ping"}
                       ).status_code == 404
         assert c.get(base + "/healthz").text == "ok\n" and c.get(base + "/readyz").text == "ok\n"
         assert c.post(base + "/metrics").status_code == 405
+        with c.stream("GET", mcp, headers=headers(sid, accept="text/event-stream")) as listening:
+            assert listening.status_code == 200
+            assert value(scrape(base), "mcp_actors_streams_open") == 1  # the GET stream
+    began = time.monotonic()
     asyncio.run(sdk_calls(mcp))
 
     families = scrape(base)
@@ -76,11 +82,22 @@ def test_metrics_count_what_was_served_and_stay_off_the_mcp_port(start_server):
     assert value(families, duration + "_count", mcp_method_name="initialize", mcp_protocol_version="2025-11-25") == 2
     # A refusal carries error.type: the JSON-RPC code its body names.
     assert value(families, duration + "_count", mcp_method_name="ping", **{"error_type": "-32001"}) == 1
+    # Refused before any message was read: counted by status.
+    assert value(families, "mcp_actors_http_refused_total", http_response_status_code="400") == 1
     # The raw client's session is live; the SDK's ended with its DELETE.
     assert value(families, "mcp_actors_sessions", mcp_actors_session_state="live") == 1
     assert value(families, "mcp_actors_sessions", mcp_actors_session_state="hibernated") == 0
     assert value(families, "mcp_actors_ready") == 1
+    assert value(families, "mcp_actors_streams_open") == 0  # every reply has ended
     assert value(families, "mcp_actors_sessions_expired_total") == 0
+    # One session ended (the SDK's DELETE): its lifetime, from creation, was recorded.
+    lived = "mcp_server_session_duration_seconds"
+    assert value(families, lived + "_count", mcp_protocol_version="2025-11-25", network_transport="tcp") == 1
+    assert 0 < value(families, lived + "_sum") < time.monotonic() - began
+    assert value(families, lived + "_bucket", le="300") == 1
+    # The SQLite store's commits, timed; none failed.
+    commits = [s for s in families["mcp_actors_store_commit_duration_seconds"] if s.name.endswith("_count")]
+    assert len(commits) == 1 and commits[0].value >= 2 and "error_type" not in commits[0].labels
     assert "process_cpu_seconds" in families  # prometheus_client's own process series ride along
 
 
@@ -169,6 +186,8 @@ def test_two_processes_count_forwards_claims_and_commits_and_serve_every_dashboa
     assert value(on_b, "mcp_actors_requests_forwarded_total") == RAW_CALLS
     assert value(on_a, "mcp_actors_requests_forwarded_total") == 0
     assert value(on_a, "mcp_actors_store_commits_total") >= 2 and value(on_a, "mcp_actors_store_fenced_total") == 0
+    # Each PostgreSQL group commit is timed too.
+    assert value(on_a, "mcp_actors_store_commit_duration_seconds_count") >= 2
     assert value(on_a, "mcp_actors_sessions", mcp_actors_session_state="live") == 1
     exposed = {s.name for families in (on_a, on_b) for samples in families.values() for s in samples}
     labels = {k for families in (on_a, on_b) for samples in families.values() for s in samples for k in s.labels}

@@ -83,6 +83,7 @@ class MemoryBackend:
         self.spaces: dict[str, MemoryStorage] = {}
         self.alarms: dict[str, float] = {}
         self.commit_failure: str | None = None  # memory always commits
+        self.on_commit = None
 
     async def probe(self) -> None:
         return None

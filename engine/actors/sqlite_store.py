@@ -34,6 +34,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -133,6 +134,7 @@ class SqliteBackend:
         self._group = 0
         self._failures: dict[int, str] = {}
         self.commit_failure: str | None = None
+        self.on_commit: Callable[[float, str | None], None] | None = None
         self._checkpointer = _Checkpointer(self.path)
         self._checkpointer.start()
 
@@ -233,6 +235,7 @@ class SqliteBackend:
         Returns why it failed, or None."""
         if not self._in_tx or self._savepoints:
             return None
+        started = time.perf_counter()
         if self._failed is None:
             try:
                 self.db.execute("COMMIT")
@@ -242,6 +245,8 @@ class SqliteBackend:
                 if self._checkpointer.restart_wanted:
                     self._help_restart()
         failed, self._failed = self._failed, None
+        if self.on_commit is not None:
+            self.on_commit(time.perf_counter() - started, None if failed is None else type(failed).__name__)
         self._in_tx = False
         self.commit_failure = None if failed is None else str(failed)
         if failed is not None:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from typing import Any, Callable, Iterable
 
 from ..actors.memory_store import MemoryStorage
@@ -213,6 +214,7 @@ class PostgresBackend:
         #: Why the last commit failed; cleared by the next commit or heartbeat that succeeds
         #: (a heartbeat is a committed write too, so it probes for us).
         self.commit_failure: str | None = None
+        self.on_commit: Callable[[float, str | None], None] | None = None
         self.groups = 0  # counters, for tests and the bench
         self.fenced = 0
 
@@ -412,6 +414,7 @@ class PostgresBackend:
 
     async def _commit(self, group: _Group) -> None:
         future = group.future
+        started = time.perf_counter()
         try:
             args = self._arguments(group.spaces)
             con = await self._commit_connection()
@@ -425,6 +428,8 @@ class PostgresBackend:
             failure = StoreUnavailable(f"the database could not commit ({_reason(exc)}); nothing of this group "
                                        "was kept")
             self.commit_failure = _reason(exc)
+            if self.on_commit is not None:
+                self.on_commit(time.perf_counter() - started, type(exc).__name__)
             for s in group.spaces:
                 if s.failed is None:
                     s.failed = failure
@@ -437,6 +442,8 @@ class PostgresBackend:
         else:
             self.groups += 1
             self.commit_failure = None
+            if self.on_commit is not None:
+                self.on_commit(time.perf_counter() - started, None)
             if rows:
                 refused = {row[0] for row in rows}
                 log.warning("store: the writes of %s were refused: another process holds it now",

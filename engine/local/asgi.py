@@ -154,7 +154,7 @@ class McpAsgi:
         except ConnectionResetError:
             return
         await send_response(self.front, response, receive, send)
-        if metrics is not None and response.message is not None:
+        if metrics is not None:
             metrics.record(time.perf_counter() - started, response.message, headers, response.status, response.body)
 
     async def _metrics_port(self, scope: dict, receive: Callable, send: Callable) -> None:

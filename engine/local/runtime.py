@@ -16,7 +16,7 @@ import logging
 import secrets
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 import msgspec
 
@@ -33,7 +33,7 @@ from ..protocol import http, spec
 from ..protocol import tasks as task_protocol
 from ..protocol.tasks import TaskRecord
 from ..protocol.http import HttpConfig
-from ..protocol.session import new_session_id
+from ..protocol.session import SessionState, new_session_id
 from ..protocol.storage import Backend, Storage, StoreUnavailable
 
 log = logging.getLogger("engine")
@@ -115,6 +115,8 @@ class LocalRuntime(links.TaskCalls):
         self._waking: dict[str, asyncio.Future] = {}
         self.hibernated = 0  # counters, for tests and operators
         self.expired = 0
+        #: Told the state of each session that ends here (DELETE or expiry); the metrics set it.
+        self.session_ended: Callable[[SessionState], None] | None = None
         self.stopping = False
         #: Sessions that exist (in memory or only in storage), held under max_sessions.
         self.sessions = self._count_sessions()
@@ -250,6 +252,8 @@ class LocalRuntime(links.TaskCalls):
         if actor.ended:
             self._dropped(actor.session.id, actor.storage)
             self.sessions = max(0, self.sessions - 1)
+            if self.session_ended is not None:
+                self.session_ended(actor.session.state)
 
     def announce(self, method: str, params: dict | None, uri: str | None) -> None:
         """The app announced something: every session in memory hears it now, the others

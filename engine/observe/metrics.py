@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from typing import Any, Callable, Iterable, Mapping
 
 from opentelemetry.metrics import CallbackOptions, Observation
@@ -25,11 +26,17 @@ from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, V
 from opentelemetry.sdk.resources import Resource
 
 from ..protocol.jsonrpc import Message
+from ..protocol.session import SessionState
 from . import otlp_metrics
 
 #: The conventions' recommended boundaries for MCP durations, in seconds.
 DURATION_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
 OPERATION_DURATION = "mcp.server.operation.duration"
+SESSION_DURATION = "mcp.server.session.duration"
+COMMIT_DURATION = "mcp_actors.store.commit.duration"
+#: A commit takes a fraction of a millisecond to tens of them; the MCP buckets start at 10 ms.
+COMMIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
+_TRANSPORT = {"network.transport": "tcp", "network.protocol.name": "http"}
 
 _ERROR_CODE = re.compile(rb'"error":\{"code":(-?\d+)')
 
@@ -53,27 +60,46 @@ class Metrics:
             readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
         resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or service,
                                     "service.version": version})
-        views = [View(instrument_name=OPERATION_DURATION,
-                      aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS))]
+        views = [View(instrument_name=name, aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS))
+                 for name in (OPERATION_DURATION, SESSION_DURATION)]
+        views.append(View(instrument_name=COMMIT_DURATION, aggregation=ExplicitBucketHistogramAggregation(COMMIT_BUCKETS)))
         self.provider = MeterProvider(metric_readers=readers, resource=resource, views=views)
         meter = self.provider.get_meter("mcp-actors")
         self.operation = meter.create_histogram(
             OPERATION_DURATION, unit="s",
             description="MCP request duration as observed on the receiver from the time it was received until "
                         "the result or ack is sent")
+        self.session = meter.create_histogram(
+            SESSION_DURATION, unit="s", description="The duration of the MCP session as observed on the MCP server")
+        runtime.session_ended = self.session_ended
+        self.commit = meter.create_histogram(
+            COMMIT_DURATION, unit="s",
+            description="commits the store sent (a group of writes, of one or many sessions and tasks), and how "
+                        "long each took; error.type names a failed one's error")
+        runtime.backend.on_commit = self.committed
+        self.refused = meter.create_counter(
+            "mcp_actors.http.refused", unit="{request}",
+            description="requests refused before a JSON-RPC message was read (401/403 authorization, 413 too "
+                        "large, 415 or 406 media types, 400 malformed, 404 unknown session on GET or DELETE, 429...)")
         for name, unit, description, read in _observed(runtime):
             meter.create_observable_gauge(name, callbacks=[_callback(read)], unit=unit, description=description)
         for name, unit, description, read in _counted(runtime):
             meter.create_observable_counter(name, callbacks=[_callback(read)], unit=unit, description=description)
 
-    def record(self, seconds: float, msg: Message, headers: Mapping[str, str], status: int, body: bytes) -> None:
-        """One MCP message POSTed, answered: its duration and what it was (a client's
-        response to a server request has no method, and is not an operation)."""
+    def record(self, seconds: float, msg: Message | None, headers: Mapping[str, str], status: int,
+               body: bytes) -> None:
+        """One request answered. A POSTed MCP message: its duration and what it was (a
+        client's response to a server request has no method, and is not an operation). A
+        request refused before any message was read (no token, too large, not JSON): its
+        status, counted."""
+        if msg is None:
+            if status >= 400:
+                self.refused.add(1, {"http.response.status_code": status})
+            return
         method = msg.method
         if method is None:
             return
-        attributes: dict[str, str] = {"mcp.method.name": method, "network.transport": "tcp",
-                                      "network.protocol.name": "http"}
+        attributes: dict[str, str] = {"mcp.method.name": method, **_TRANSPORT}
         params = msg.params if isinstance(msg.params, dict) else {}
         tool = params.get("name") if method == "tools/call" else None
         if isinstance(tool, str):
@@ -86,6 +112,16 @@ class Metrics:
         if error is not None:
             attributes["error.type"] = error
         self.operation.record(seconds, attributes)
+
+    def session_ended(self, state: SessionState) -> None:
+        """A session ended here (DELETE or expiry): how long it lived, from its creation
+        (which may have been in another process, or before a restart)."""
+        if state.opened:
+            self.session.record(max(0.0, time.time() - state.opened),
+                                {"mcp.protocol.version": state.version, **_TRANSPORT})
+
+    def committed(self, seconds: float, error: str | None) -> None:
+        self.commit.record(seconds, {"error.type": error} if error else {})
 
     def exposition(self) -> tuple[bytes, str]:
         """The Prometheus text format of every series, and its content type."""
@@ -127,6 +163,10 @@ def _observed(runtime: Any) -> list[tuple[str, str, str, Callable[[], list[tuple
     def tasks() -> list[tuple[float, dict]]:
         return [(len(runtime.task_actors), {})]
 
+    def streams() -> list[tuple[float, dict]]:
+        # read at collection time, walking the live sessions: nothing on the request path
+        return [(sum(len(actor.connections) for actor in list(runtime.actors.values())), {})]
+
     def ready() -> list[tuple[float, dict]]:
         return [(0 if runtime.unready() else 1, {})]
 
@@ -134,6 +174,8 @@ def _observed(runtime: Any) -> list[tuple[str, str, str, Callable[[], list[tuple
         ("mcp_actors.sessions", "{session}",
          "sessions that exist: live (an actor in this process's memory) or hibernated (only in the store; in a "
          "cluster, counted by every process)", sessions),
+        ("mcp_actors.streams.open", "{stream}",
+         "SSE streams open on this process's sessions (POST replies, GET streams, resumed streams)", streams),
         ("mcp_actors.tasks.active", "{task}", "tasks whose actor is in this process's memory", tasks),
         ("mcp_actors.ready", "1", "1 while /readyz answers 200, else 0", ready),
     ]

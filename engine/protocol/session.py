@@ -14,6 +14,7 @@ arrive in either order.
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Any
 
 import msgspec
@@ -46,6 +47,9 @@ class SessionState(msgspec.Struct, kw_only=True):
     #: The number of the app's last announcement this session has heard (list changes,
     #: resource updates); woken from storage, it catches up from there.
     announced: int = 0
+    #: Wall-clock time the session was created (0: a record written before this was kept);
+    #: what ``mcp.server.session.duration`` measures from.
+    opened: float = 0.0
 
 
 _encode = msgspec.json.Encoder().encode
@@ -73,7 +77,7 @@ class Session:
         raw = None if fresh else storage.get("meta")
         #: Woken from storage (hibernation or a restart) rather than newly made.
         self.restored = raw is not None
-        self.state = _decode_state(raw) if raw is not None else SessionState()
+        self.state = _decode_state(raw) if raw is not None else SessionState(opened=time.time() if fresh else 0.0)
         #: Requests in flight (a dict as an ordered set); None when there are none: an idle
         #: session holds no table (a dict that once held a request keeps ~160 bytes).
         self.in_flight: dict[RequestId, None] | None = None
