@@ -54,6 +54,7 @@ def test_metrics_count_what_was_served_and_stay_off_the_mcp_port(start_server):
             got = call(c, mcp, sid, i + 1, "tools/call", {"name": "echo", "arguments": {"text": str(i)}})
             assert str(i) in got[-1].data
         call(c, mcp, sid, 100, "resources/read", {"uri": "demo://about"})
+        call(c, mcp, sid, 101, "prompts/get", {"name": "summarize", "arguments": {"text": "a long story"}})
         gone = c.post(mcp, headers=headers("no-such-session"), json={"jsonrpc": "2.0", "id": 1, "method": "ping"})
         assert gone.status_code == 404
         malformed = c.post(mcp, headers=headers(sid), content=b'{"jsonrpc": "2.0", "id": 1, "method":')
@@ -72,16 +73,19 @@ def test_metrics_count_what_was_served_and_stay_off_the_mcp_port(start_server):
 
     families = scrape(base)
     duration = "mcp_server_operation_duration_seconds"
-    echo = dict(mcp_method_name="tools/call", gen_ai_tool_name="echo", mcp_protocol_version="2025-11-25")
+    echo = dict(mcp_method_name="tools/call", gen_ai_tool_name="echo", mcp_protocol_version="2025-11-25",
+                gen_ai_operation_name="execute_tool", network_protocol_version="1.1")
     calls = RAW_CALLS + SDK_CALLS  # the SDK speaks 2025-11-25 too
     assert value(families, duration + "_count", **echo) == calls
     assert 0 < value(families, duration + "_sum", **echo) < calls * 5
     assert value(families, duration + "_bucket", le="+Inf", **echo) == calls
     assert value(families, duration + "_bucket", le="300", **echo) == calls  # the conventions' buckets
     assert value(families, duration + "_count", mcp_method_name="resources/read") == 1
+    assert value(families, duration + "_count", mcp_method_name="prompts/get", gen_ai_prompt_name="summarize") == 1
     assert value(families, duration + "_count", mcp_method_name="initialize", mcp_protocol_version="2025-11-25") == 2
     # A refusal carries error.type: the JSON-RPC code its body names.
-    assert value(families, duration + "_count", mcp_method_name="ping", **{"error_type": "-32001"}) == 1
+    assert value(families, duration + "_count", mcp_method_name="ping", error_type="-32001",
+                 rpc_response_status_code="-32001") == 1
     # Refused before any message was read: counted by status.
     assert value(families, "mcp_actors_http_refused_total", http_response_status_code="400") == 1
     # The raw client's session is live; the SDK's ended with its DELETE.

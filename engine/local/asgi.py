@@ -155,7 +155,8 @@ class McpAsgi:
             return
         await send_response(self.front, response, receive, send)
         if metrics is not None:
-            metrics.record(time.perf_counter() - started, response.message, headers, response.status, response.body)
+            metrics.record(time.perf_counter() - started, response.message, headers, response.status, response.body,
+                           scope.get("http_version", "1.1"))
 
     async def _metrics_port(self, scope: dict, receive: Callable, send: Callable) -> None:
         """The metrics port: ``/metrics``, ``/healthz`` and ``/readyz``; nothing of MCP."""

@@ -87,7 +87,7 @@ class Metrics:
             meter.create_observable_counter(name, callbacks=[_callback(read)], unit=unit, description=description)
 
     def record(self, seconds: float, msg: Message | None, headers: Mapping[str, str], status: int,
-               body: bytes) -> None:
+               body: bytes, http_version: str = "1.1") -> None:
         """One request answered. A POSTed MCP message: its duration and what it was (a
         client's response to a server request has no method, and is not an operation). A
         request refused before any message was read (no token, too large, not JSON): its
@@ -99,18 +99,26 @@ class Metrics:
         method = msg.method
         if method is None:
             return
-        attributes: dict[str, str] = {"mcp.method.name": method, **_TRANSPORT}
+        attributes: dict[str, str] = {"mcp.method.name": method, **_TRANSPORT, "network.protocol.version": http_version}
         params = msg.params if isinstance(msg.params, dict) else {}
-        tool = params.get("name") if method == "tools/call" else None
-        if isinstance(tool, str):
-            attributes["gen_ai.tool.name"] = tool
+        name = params.get("name")
+        if method == "tools/call":
+            attributes["gen_ai.operation.name"] = "execute_tool"
+            if isinstance(name, str):
+                attributes["gen_ai.tool.name"] = name
+        elif method == "prompts/get" and isinstance(name, str):
+            attributes["gen_ai.prompt.name"] = name
         # initialize names its version in its params; every later request in its header
         version = params.get("protocolVersion") if method == "initialize" else headers.get("mcp-protocol-version")
         if isinstance(version, str) and version:
             attributes["mcp.protocol.version"] = version
-        error = _error_type(status, body)
-        if error is not None:
-            attributes["error.type"] = error
+        code = _error_code(body)
+        if code is not None:  # the conventions name the JSON-RPC code twice
+            attributes["error.type"] = attributes["rpc.response.status_code"] = code
+        elif status >= 400:
+            attributes["error.type"] = str(status)
+        elif b'"isError":true' in body:
+            attributes["error.type"] = "tool_error"
         self.operation.record(seconds, attributes)
 
     def session_ended(self, state: SessionState) -> None:
@@ -130,19 +138,12 @@ class Metrics:
         return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
-def _error_type(status: int, body: bytes) -> str | None:
-    """The conventions' ``error.type``: the JSON-RPC error code of an error reply, else
-    ``tool_error`` for a tool's error result, else the HTTP status of a refusal. A reply
+def _error_code(body: bytes) -> str | None:
+    """The JSON-RPC error code of an error reply. Without one, the conventions' ``error.type``
+    is ``tool_error`` for a tool's error result, else the HTTP status of a refusal. A reply
     streamed as SSE is read only as far as its status (its messages are not parsed)."""
-    head = body[:256]
-    match = _ERROR_CODE.search(head)
-    if match is not None:
-        return match.group(1).decode()
-    if status >= 400:
-        return str(status)
-    if b'"isError":true' in body:
-        return "tool_error"
-    return None
+    match = _ERROR_CODE.search(body[:256])
+    return None if match is None else match.group(1).decode()
 
 
 def _callback(read: Callable[[], Iterable[tuple[float, dict]]]) -> Callable[[CallbackOptions], Iterable[Observation]]:
