@@ -219,19 +219,20 @@ def _serve(app: App, settings: Settings, values: dict, public: socket.socket, in
 
     asgi = McpAsgi(runtime, settings)
     metrics_base = values["--metrics-port"]
-    from .observe import otlp_metrics
+    from .observe import otlp_metrics, otlp_traces
 
-    if metrics_base or otlp_metrics():
+    if metrics_base or otlp_metrics() or otlp_traces():
         try:
             from .observe.metrics import Metrics
         except ImportError as exc:
-            raise SystemExit(f"error: --metrics-port and OTEL_METRICS_EXPORTER need the telemetry extra "
+            raise SystemExit(f"error: --metrics-port and OTEL_METRICS_EXPORTER or OTEL_TRACES_EXPORTER need the "
+                             f"telemetry extra "
                              f"(pip install 'mcp-actors[otel]'): {exc}") from None
         if metrics_base:
             metrics_socket = _listen(host, metrics_base + index)
             asgi.metrics_port = metrics_socket.getsockname()[1]
             sockets.append(metrics_socket)
-        asgi.metrics = Metrics(runtime, bool(metrics_base), app.name, app.version)
+        asgi.metrics = Metrics(runtime, bool(metrics_base), app.name, app.version, traces=otlp_traces())
     server = Server(uvicorn.Config(
         asgi,
         http=http_protocol,  # type: ignore[arg-type]

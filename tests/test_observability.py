@@ -198,3 +198,78 @@ def test_two_processes_count_forwards_claims_and_commits_and_serve_every_dashboa
     missing = {name for name in dashboard_series() - labels
                if not any(e == name or e.startswith(name + "_") for e in exposed)}
     assert not missing, missing
+
+
+class OtlpReceiver:
+    """A stand-in OTLP/HTTP collector: keeps every span POSTed to /v1/traces."""
+
+    def __init__(self):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        spans = self.spans = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["content-length"]))
+                if self.path == "/v1/traces":
+                    request = ExportTraceServiceRequest.FromString(body)
+                    spans.extend(s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans)
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait(self, count: int, timeout: float = 20) -> list:
+        deadline = time.monotonic() + timeout
+        while len(self.spans) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return list(self.spans)
+
+
+def test_each_request_is_a_server_span_whose_parent_the_client_named_in_meta(start_server, monkeypatch):
+    """OTEL_TRACES_EXPORTER=otlp: a SERVER span per request, sent over OTLP, named and labelled
+    per the MCP conventions, child of the traceparent in params._meta, linked to the one in
+    the HTTP header."""
+    receiver = OtlpReceiver()
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    server = start_server(None)
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    hop_trace, hop_span = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    with httpx.Client(timeout=15) as c:
+        sid = initialize(c, server.url)
+        r = c.post(server.url, headers=headers(sid, traceparent=f"00-{hop_trace}-{hop_span}-01"),
+                   json={"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                         "params": {"name": "echo", "arguments": {"text": "traced"},
+                                    "_meta": {"traceparent": f"00-{trace_id}-{parent_id}-01"}}})
+        assert r.status_code == 200 and "traced" in r.text
+        call(c, server.url, sid, 8, "tools/call", {"name": "no-such-tool", "arguments": {}})
+    spans = receiver.wait(4)  # initialize, notifications/initialized, and the two calls
+    by_name = {}
+    for s in spans:
+        by_name.setdefault(s.name, []).append(s)
+    echo = by_name["tools/call echo"][0]
+    attributes = {a.key: a.value.string_value for a in echo.attributes}
+    assert echo.kind == echo.SPAN_KIND_SERVER
+    assert echo.trace_id.hex() == trace_id and echo.parent_span_id.hex() == parent_id
+    assert [(link.trace_id.hex(), link.span_id.hex()) for link in echo.links] == [(hop_trace, hop_span)]
+    assert attributes["mcp.method.name"] == "tools/call" and attributes["gen_ai.tool.name"] == "echo"
+    assert attributes["gen_ai.operation.name"] == "execute_tool" and attributes["jsonrpc.request.id"] == "7"
+    assert attributes["mcp.session.id"] == sid and attributes["mcp.protocol.version"] == "2025-11-25"
+    assert 0 < echo.end_time_unix_nano - echo.start_time_unix_nano < 5e9
+    assert echo.status.code != echo.status.STATUS_CODE_ERROR
+    # A request without trace context starts a trace of its own; an error marks the span.
+    missing = by_name["tools/call no-such-tool"][0]
+    assert missing.trace_id.hex() != trace_id and not missing.parent_span_id
+    assert missing.status.code == missing.status.STATUS_CODE_ERROR
+    assert "initialize" in by_name

@@ -45,7 +45,8 @@ class Metrics:
     """One process's instruments. ``runtime`` is read at collection time (duck-typed: the
     local runtime, or the cluster's, which has more to say)."""
 
-    def __init__(self, runtime: Any, prometheus: bool, service: str, version: str):
+    def __init__(self, runtime: Any, prometheus: bool, service: str, version: str, traces: bool = False):
+        """``traces``: also make a SERVER span of each request (:mod:`.traces`)."""
         readers: list[Any] = []
         if prometheus:
             from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -64,6 +65,11 @@ class Metrics:
                  for name in (OPERATION_DURATION, SESSION_DURATION)]
         views.append(View(instrument_name=COMMIT_DURATION, aggregation=ExplicitBucketHistogramAggregation(COMMIT_BUCKETS)))
         self.provider = MeterProvider(metric_readers=readers, resource=resource, views=views)
+        self.traces = None
+        if traces:
+            from .traces import Traces
+
+            self.traces = Traces(resource)
         meter = self.provider.get_meter("mcp-actors")
         self.operation = meter.create_histogram(
             OPERATION_DURATION, unit="s",
@@ -102,12 +108,13 @@ class Metrics:
         attributes: dict[str, str] = {"mcp.method.name": method, **_TRANSPORT, "network.protocol.version": http_version}
         params = msg.params if isinstance(msg.params, dict) else {}
         name = params.get("name")
+        target = name if isinstance(name, str) and method in ("tools/call", "prompts/get") else None
         if method == "tools/call":
             attributes["gen_ai.operation.name"] = "execute_tool"
-            if isinstance(name, str):
-                attributes["gen_ai.tool.name"] = name
-        elif method == "prompts/get" and isinstance(name, str):
-            attributes["gen_ai.prompt.name"] = name
+            if target:
+                attributes["gen_ai.tool.name"] = target
+        elif target:
+            attributes["gen_ai.prompt.name"] = target
         # initialize names its version in its params; every later request in its header
         version = params.get("protocolVersion") if method == "initialize" else headers.get("mcp-protocol-version")
         if isinstance(version, str) and version:
@@ -120,6 +127,8 @@ class Metrics:
         elif b'"isError":true' in body:
             attributes["error.type"] = "tool_error"
         self.operation.record(seconds, attributes)
+        if self.traces is not None:
+            self.traces.record(seconds, msg, attributes, headers, target)
 
     def session_ended(self, state: SessionState) -> None:
         """A session ended here (DELETE or expiry): how long it lived, from its creation
