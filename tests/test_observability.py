@@ -254,7 +254,13 @@ def test_each_request_is_a_server_span_whose_parent_the_client_named_in_meta(sta
                                     "_meta": {"traceparent": f"00-{trace_id}-{parent_id}-01"}}})
         assert r.status_code == 200 and "traced" in r.text
         call(c, server.url, sid, 8, "tools/call", {"name": "no-such-tool", "arguments": {}})
-    spans = receiver.wait(4)  # initialize, notifications/initialized, and the two calls
+        call(c, server.url, sid, 9, "resources/read", {"uri": "demo://about"})
+        # A 2026-07-28 request: no session, its version in _meta, and its trace context there too.
+        from modern_client import call as modern_call
+
+        modern_call(c, server.url, 10, "tools/call", {"name": "echo", "arguments": {"text": "now"}},
+                    meta={"traceparent": f"00-{hop_trace}-{parent_id}-01"}, name="echo")
+    spans = receiver.wait(6)  # initialize, notifications/initialized, three requests and the modern one
     by_name = {}
     for s in spans:
         by_name.setdefault(s.name, []).append(s)
@@ -273,3 +279,9 @@ def test_each_request_is_a_server_span_whose_parent_the_client_named_in_meta(sta
     assert missing.trace_id.hex() != trace_id and not missing.parent_span_id
     assert missing.status.code == missing.status.STATUS_CODE_ERROR
     assert "initialize" in by_name
+    read = {a.key: a.value.string_value for a in by_name["resources/read"][0].attributes}
+    assert read["mcp.resource.uri"] == "demo://about"
+    modern = [s for s in by_name["tools/call echo"] if s.trace_id.hex() == hop_trace]
+    assert len(modern) == 1 and modern[0].parent_span_id.hex() == parent_id
+    modern_attributes = {a.key: a.value.string_value for a in modern[0].attributes}
+    assert modern_attributes["mcp.protocol.version"] == "2026-07-28" and "mcp.session.id" not in modern_attributes

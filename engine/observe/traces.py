@@ -27,6 +27,7 @@ from ..protocol.jsonrpc import Message
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 _CARRIED = ("traceparent", "tracestate")
+_NAMING_A_URI = frozenset(("resources/read", "resources/subscribe", "resources/unsubscribe"))
 
 
 class Traces:
@@ -50,6 +51,9 @@ class Traces:
         span_attributes = dict(attributes)
         if msg.id is not None:
             span_attributes["jsonrpc.request.id"] = str(msg.id)
+        uri = params.get("uri")
+        if isinstance(uri, str) and msg.method in _NAMING_A_URI:  # on spans only: too many values for a metric
+            span_attributes["mcp.resource.uri"] = uri
         session = headers.get("mcp-session-id")
         if session:
             span_attributes["mcp.session.id"] = session
