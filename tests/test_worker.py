@@ -342,6 +342,7 @@ def test_tasks_outlive_their_requests_and_a_restart_under_workerd():
                 stream.close()
             case = RestartCase(c, url, followed["taskId"], "finished 6 steps")
             server.restart()
+            url = server.url  # the Worker's address changes with each start
             case.check(c, url)
             forged = session_call(c, url, case.sid, 3, "tasks/get", {"taskId": case.old[:-3] + "AAA"})["error"]
             assert forged["code"] == -32602  # a forged id is unknown, without any object addressed
