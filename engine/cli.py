@@ -223,7 +223,7 @@ def _serve(app: App, settings: Settings, values: dict, public: socket.socket, in
 
     if metrics_base or otlp_metrics() or otlp_traces():
         try:
-            from .observe.metrics import Metrics
+            from .observe.telemetry import Telemetry
         except ImportError as exc:
             raise SystemExit(f"error: --metrics-port and OTEL_METRICS_EXPORTER or OTEL_TRACES_EXPORTER need the "
                              f"telemetry extra "
@@ -232,7 +232,7 @@ def _serve(app: App, settings: Settings, values: dict, public: socket.socket, in
             metrics_socket = _listen(host, metrics_base + index)
             asgi.metrics_port = metrics_socket.getsockname()[1]
             sockets.append(metrics_socket)
-        asgi.metrics = Metrics(runtime, bool(metrics_base), app.name, app.version, traces=otlp_traces())
+        asgi.telemetry = Telemetry(runtime, bool(metrics_base), app.name, app.version, traces=otlp_traces())
     server = Server(uvicorn.Config(
         asgi,
         http=http_protocol,  # type: ignore[arg-type]

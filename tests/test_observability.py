@@ -4,6 +4,7 @@ own text parser) after a known workload from a raw client and the official Pytho
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import free_port
+from engine import App, Context
 from sse_client import call, headers, initialize
 
 RAW_CALLS, SDK_CALLS = 7, 3
@@ -285,3 +287,248 @@ def test_each_request_is_a_server_span_whose_parent_the_client_named_in_meta(sta
     assert len(modern) == 1 and modern[0].parent_span_id.hex() == parent_id
     modern_attributes = {a.key: a.value.string_value for a in modern[0].attributes}
     assert modern_attributes["mcp.protocol.version"] == "2026-07-28" and "mcp.session.id" not in modern_attributes
+
+
+# -- every attribute, read back with the SDK's in-memory span exporter and metric reader -------------
+
+def _traced_app():
+    """A small app with a tool of each kind the conventions tell apart."""
+    app = App("traced", "1.0")
+
+    @app.tool()
+    def echo(text: str) -> str:
+        return text
+
+    @app.tool()
+    def fails() -> str:
+        raise ValueError("no luck today")
+
+    @app.tool(task="optional")
+    async def slow(seconds: float = 0.05) -> str:
+        await asyncio.sleep(seconds)
+        return "slow is done"
+
+    @app.tool()
+    async def ask(ctx: Context, question: str) -> str:
+        return (await ctx.sample(question, max_tokens=20)).text
+
+    @app.resource("traced://about", mime_type="text/plain")
+    def about() -> str:
+        return "about this server"
+
+    return app
+
+
+class InProcessServer:
+    """The engine's ASGI app under uvicorn in a thread of this process (so the test can hold
+    the SDK's in-memory exporter and reader), on 127.0.0.1 and a free port: real HTTP."""
+
+    def __init__(self, tmp_path):
+        import threading
+
+        import uvicorn
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+        from engine.actors.settings import Settings
+        from engine.actors.sqlite_store import SqliteBackend
+        from engine.local.asgi import McpAsgi
+        from engine.local.runtime import LocalRuntime
+        from engine.observe.telemetry import Telemetry
+
+        self.spans, self.reader = InMemorySpanExporter(), InMemoryMetricReader()
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}/mcp"
+        self.server: uvicorn.Server | None = None
+
+        def serve() -> None:  # the store is made in the thread that uses it
+            settings = Settings()
+            runtime = LocalRuntime(_traced_app(), settings.http, SqliteBackend(tmp_path / "state.db"),
+                                   settings.lifetimes)
+            asgi = McpAsgi(runtime, settings)
+            self.telemetry = asgi.telemetry = Telemetry(runtime, False, "traced", "1.0", traces=True,
+                                                        span_exporter=self.spans, metric_reader=self.reader)
+            self.server = uvicorn.Server(uvicorn.Config(asgi, host="127.0.0.1", port=port, log_level="warning"))
+            self.server.run()
+
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while self.server is None or not self.server.started:
+            assert time.monotonic() < deadline and self.thread.is_alive(), "the server did not start"
+            time.sleep(0.02)
+
+    def finished_spans(self) -> list:
+        self.telemetry.traces.provider.force_flush()
+        return list(self.spans.get_finished_spans())
+
+    def operation_points(self) -> list:
+        data = self.reader.get_metrics_data()
+        return [point for rm in data.resource_metrics for sm in rm.scope_metrics for metric in sm.metrics
+                if metric.name == "mcp.server.operation.duration" for point in metric.data.data_points]
+
+    def stop(self) -> None:
+        assert self.server is not None
+        self.server.should_exit = True
+        self.thread.join(15)
+        self.telemetry.close()
+
+
+def test_spans_and_metrics_carry_every_conventional_attribute(tmp_path):
+    """Per the MCP conventions, read back from the SDK's in-memory exporter and reader: a
+    tools/call joining the trace in its _meta, with its handler and commit inside it; a tool's
+    error result (tool_error); a JSON-RPC error; a resources/read; a request to the client
+    (sampling) as a CLIENT span; a 2026-07-28 request; a task, its run linked to the request
+    that made it; and a JSON log line naming the span it was written in."""
+    import logging
+
+    from engine.local.logs import JsonFormatter
+    from modern_client import call as modern_call
+    from test_tasks import TASKS, wait_for
+
+    server = InProcessServer(tmp_path)
+    lines: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: lines.append(JsonFormatter().format(record))  # type: ignore[method-assign]
+    engine_log = logging.getLogger("engine")
+    engine_log.addHandler(handler)
+    old_level = engine_log.level
+    engine_log.setLevel(logging.INFO)
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    try:
+        with httpx.Client(timeout=15) as c:
+            sid = initialize(c, server.url)
+            evs = call(c, server.url, sid, 1, "tools/call", {"name": "echo", "arguments": {"text": "hi"},
+                                                             "_meta": {"traceparent": f"00-{trace_id}-{parent_id}-01"}})
+            assert evs[-1].message["result"]["content"][0]["text"] == "hi"
+            evs = call(c, server.url, sid, 2, "tools/call", {"name": "fails", "arguments": {}})
+            assert evs[-1].message["result"]["isError"] is True
+            evs = call(c, server.url, sid, 3, "tools/call", {"name": "no-such-tool", "arguments": {}})
+            assert evs[-1].message["error"]["code"] == -32602
+            evs = call(c, server.url, sid, 4, "resources/read", {"uri": "traced://about"})
+            assert evs[-1].message["result"]["contents"][0]["text"] == "about this server"
+            r, msg, _ = modern_call(c, server.url, 5, "tools/call", {"name": "slow", "arguments": {}}, TASKS)
+            task_id = msg["result"]["taskId"]
+            assert wait_for(c, server.url, task_id, {"completed"})["status"] == "completed"
+            r, msg, _ = modern_call(c, server.url, 6, "tools/call", {"name": "echo", "arguments": {"text": "now"}},
+                                    meta={"traceparent": f"00-{trace_id}-{parent_id}-01"})
+            assert msg["result"]["content"][0]["text"] == "now"
+        asyncio.run(_sampled(server.url))
+    finally:
+        engine_log.removeHandler(handler)
+        engine_log.setLevel(old_level)
+        server.stop()
+
+    spans = server.finished_spans()
+    servers = [s for s in spans if s.kind.name == "SERVER"]
+
+    def one(name: str, request_id: str | None = None, kind: str = "SERVER"):
+        found = [s for s in spans if s.name == name and s.kind.name == kind
+                 and (request_id is None or s.attributes.get("jsonrpc.request.id") == request_id)]
+        assert len(found) == 1, (name, request_id, [(s.name, dict(s.attributes)) for s in spans])
+        return found[0]
+
+    def children(parent) -> dict:
+        return {s.name: s for s in spans if s.parent is not None and s.parent.span_id == parent.context.span_id}
+
+    echo = one("tools/call echo", "1")
+    assert format(echo.context.trace_id, "032x") == trace_id and format(echo.parent.span_id, "016x") == parent_id
+    assert dict(echo.attributes) == {
+        "mcp.method.name": "tools/call", "jsonrpc.request.id": "1", "mcp.session.id": sid,
+        "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "echo", "mcp.protocol.version": "2025-11-25",
+        "network.transport": "tcp", "network.protocol.name": "http", "network.protocol.version": "1.1"}
+    assert echo.status.status_code.name == "UNSET"
+    inside = children(echo)
+    assert {"handler", "store commit"} <= set(inside), inside
+    for child in inside.values():
+        assert echo.start_time <= child.start_time <= child.end_time <= echo.end_time
+
+    failed = one("tools/call fails")
+    assert failed.attributes["error.type"] == "tool_error" and failed.status.status_code.name == "ERROR"
+    assert "rpc.response.status_code" not in failed.attributes
+    # The tool's exception is logged inside its handler's span, and the JSON line says which.
+    logged = [json.loads(line) for line in lines if "no luck today" in line]
+    assert logged and logged[0]["trace_id"] == format(failed.context.trace_id, "032x")
+    assert logged[0]["span_id"] == format(children(failed)["handler"].context.span_id, "016x")
+    assert logged[0]["session_id"] == sid and logged[0]["method"] == "tools/call" and logged[0]["request_id"] == 2
+
+    unknown = one("tools/call no-such-tool")
+    assert unknown.attributes["error.type"] == unknown.attributes["rpc.response.status_code"] == "-32602"
+    assert unknown.status.status_code.name == "ERROR"
+
+    read = one("resources/read")
+    assert read.attributes["mcp.resource.uri"] == "traced://about" and "error.type" not in read.attributes
+
+    modern = one("tools/call echo", "6")
+    assert modern.attributes["mcp.protocol.version"] == "2026-07-28" and "mcp.session.id" not in modern.attributes
+    assert format(modern.context.trace_id, "032x") == trace_id and "handler" in children(modern)
+
+    created = one("tools/call slow", "5")
+    run = one("task slow", kind="INTERNAL")
+    assert run.context.trace_id != created.context.trace_id and run.parent is None  # it outlives the request
+    assert [link.context.span_id for link in run.links] == [created.context.span_id]
+    assert run.attributes["mcp_actors.task.id"] == task_id and run.attributes["mcp_actors.task.status"] == "completed"
+    assert run.attributes["gen_ai.tool.name"] == "slow" and run.status.status_code.name == "UNSET"
+
+    asked = [s for s in servers if s.name == "tools/call ask"]
+    assert len(asked) == 1
+    sampling = children(children(asked[0])["handler"])["sampling/createMessage"]
+    assert sampling.kind.name == "CLIENT" and sampling.attributes["mcp.method.name"] == "sampling/createMessage"
+    assert asked[0].start_time < sampling.start_time < sampling.end_time <= asked[0].end_time
+
+    # The metric carries the same attributes as each span (less the span-only ones).
+    points = server.operation_points()
+    by_tool = {(p.attributes.get("gen_ai.tool.name"), p.attributes.get("mcp.protocol.version")): p for p in points}
+    assert by_tool[("fails", "2025-11-25")].attributes["error.type"] == "tool_error"
+    assert by_tool[("no-such-tool", "2025-11-25")].attributes["rpc.response.status_code"] == "-32602"
+    assert by_tool[("echo", "2026-07-28")].count == 1 and by_tool[("echo", "2025-11-25")].count == 1
+    assert all("mcp.session.id" not in p.attributes and "jsonrpc.request.id" not in p.attributes for p in points)
+
+
+async def _sampled(url: str) -> None:
+    """The official SDK's client calls a tool that asks it for a sampling: the wait for its
+    answer is a CLIENT span."""
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.types import CreateMessageResult, TextContent
+
+    async def sample(context, params):
+        return CreateMessageResult(role="assistant", content=TextContent(type="text", text="forty-two"), model="m")
+
+    async with streamable_http_client(url) as (read, write):
+        async with ClientSession(read, write, sampling_callback=sample) as session:
+            await session.initialize()
+            result = await session.call_tool("ask", {"question": "what is it?"})
+            assert result.content[0].text == "forty-two"
+
+
+@pytest.mark.cluster
+def test_a_forward_is_a_client_span_and_the_holder_continues_the_trace(start_server, postgres, monkeypatch):
+    """A session held by A, called through B: B's span of the request has a ``forward`` CLIENT
+    span inside it, and A's work (``forwarded``, with its handler and commit) is in the same
+    trace, under that forward: the trace context crosses the hop in the signed call."""
+    receiver = OtlpReceiver()
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "otlp")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
+    database = postgres.new_database()
+    a, b = (start_server(None, "--store", database, "--lease", "2") for _ in range(2))
+    with httpx.Client(timeout=15) as c:
+        sid = initialize(c, a.url)
+        got = call(c, b.url, sid, 1, "tools/call", {"name": "echo", "arguments": {"text": "hop"}})
+        assert "hop" in got[-1].data
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        spans = receiver.wait(0)
+        names = {s.name for s in spans}
+        if {"tools/call echo", "forward", "forwarded", "handler"} <= names:
+            break
+        time.sleep(0.1)
+    request = next(s for s in spans if s.name == "tools/call echo")
+    forward = next(s for s in spans if s.name == "forward")
+    held = next(s for s in spans if s.name == "forwarded")
+    assert forward.kind == forward.SPAN_KIND_CLIENT and forward.parent_span_id == request.span_id
+    assert held.kind == held.SPAN_KIND_SERVER and held.parent_span_id == forward.span_id
+    assert request.trace_id == forward.trace_id == held.trace_id
+    inside_held = {s.name for s in spans if s.parent_span_id == held.span_id}
+    assert {"handler", "store commit"} <= inside_held, inside_held

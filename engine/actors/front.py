@@ -32,7 +32,7 @@ from ..protocol.http import HttpError
 from ..protocol.jsonrpc import Message, ProtocolError
 from ..protocol.router import Route
 from ..protocol.storage import StoreUnavailable
-from . import log_context, stateless
+from . import log_context, stateless, tracing
 from .connection import Connection, Reply
 from .session_actor import SessionActor
 from .auth import Gate
@@ -59,7 +59,7 @@ class Response:
     """What to answer: status, headers, a body sent at once, and for an open SSE stream
     the connection whose events follow (see :meth:`Front.pump`)."""
 
-    __slots__ = ("status", "headers", "body", "stream", "message")
+    __slots__ = ("status", "headers", "body", "stream", "message", "trace")
 
     def __init__(self, status: int, headers: Headers, body: bytes = b"", stream: Connection | None = None):
         self.status = status
@@ -68,6 +68,8 @@ class Response:
         self.stream = stream
         #: The request it answers, once decoded (for telemetry: its method, its tool).
         self.message: Message | None = None
+        #: Its span while tracing is on (:mod:`.tracing`), ended once the answer is sent.
+        self.trace: object = None
 
 
 class SessionUnreadable(Exception):
@@ -287,10 +289,18 @@ class Front:
         if isinstance(admitted, Response):
             return admitted
         r, msg, body = admitted
+        trace = None
         if msg is not None:
             log_context.serving(r.session_id, msg.id if msg.id is not UNSET else None, msg.method)
-        response = await self.serve(r, msg, host, body)
+            if tracing.TRACER is not None and msg.method is not None:
+                trace = tracing.TRACER.begin(msg, headers)
+        try:
+            response = await self.serve(r, msg, host, body)
+        except BaseException as exc:
+            tracing.end(trace, type(exc).__name__)
+            raise
         response.message = msg
+        response.trace = trace
         return response
 
     @staticmethod

@@ -60,7 +60,7 @@ from ..protocol.router import Route
 from ..protocol.session import Session
 from ..protocol.storage import Storage, StoreUnavailable
 from ..protocol.tasks import STATUS_NOTIFICATION_2025
-from . import session_tasks
+from . import session_tasks, tracing
 from .connection import ACCEPTED, Connection, Reply
 
 log = logging.getLogger("engine")
@@ -374,17 +374,23 @@ class SessionActor:
         rid = ctx.request_id
         if handler is None:
             return jsonrpc.error(rid, spec.METHOD_NOT_FOUND, f"Method not found: {jsonrpc.shown(method)}")
+        span = tracing.start(tracing.HANDLER)
         try:
             result = handler(ctx)
         except Exception as exc:
+            tracing.end(span, type(exc).__name__)
             return _error_payload(rid, exc, method)
         if hasattr(result, "__await__"):
-            task = asyncio.get_running_loop().create_task(self._run(rid, result, method))
+            task = asyncio.get_running_loop().create_task(self._run(rid, result, method))  # inside the span
             # Cleanup runs as a done-callback, not in _run: a cancel that lands before the
             # task's first step never executes _run's body at all.
             task.add_done_callback(lambda t: self._done(ctx, t, result))
+            if span is not None:
+                tracing.leave(span)
+                task.add_done_callback(lambda t: tracing.end(span, "cancelled" if t.cancelled() else None))
             self.tasks[rid] = (task, ctx)
             return None
+        tracing.end(span)
         return jsonrpc.response(rid, result)
 
     @staticmethod
@@ -615,7 +621,8 @@ class SessionActor:
         self.storage.put(key, _encode(PendingRecord(method, stream.id, time.time() + timeout)))
         self.emit(stream, jsonrpc.request(rid, method, params))
         try:
-            return await asyncio.wait_for(waiter, timeout)
+            with tracing.span(method, {"mcp.method.name": method, "jsonrpc.request.id": str(rid)}, "client"):
+                return await asyncio.wait_for(waiter, timeout)
         except asyncio.TimeoutError:
             # cancellation: the side that gives up on a request says so.
             self.emit(stream, _cancelled(rid, f"no answer within {timeout:g} s"))
@@ -633,7 +640,8 @@ class SessionActor:
         in memory is ahead of what storage kept: it closes, and its host wakes a fresh actor
         from storage for the next request (running requests then end as "server restarted")."""
         try:
-            await self.storage.flush()
+            with tracing.span(tracing.COMMIT):
+                await self.storage.flush()
         except StoreUnavailable:
             if not self.closed:
                 log.error("session %s: the store could not commit; reloading it from storage", self.session.id)

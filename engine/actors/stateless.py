@@ -33,6 +33,7 @@ from ..protocol.jsonrpc import Message, ProtocolError
 from ..protocol.auth import Principal, owner_of
 from ..protocol.modern import Meta
 from ..protocol.tasks import TaskRecord
+from . import tracing
 from .connection import Connection, Reply
 
 log = logging.getLogger("engine")
@@ -229,6 +230,7 @@ class StatelessRequest:
         self.server_info = self.app.server_info()
         params = msg.params if msg.params is not UNSET else {}
         ctx = Context(self, msg.id, params, None, self.principal)  # type: ignore[arg-type]
+        span = None
         try:
             if method in spec.MRTR_METHODS:
                 self._load_answers(params)
@@ -236,16 +238,23 @@ class StatelessRequest:
                 task_reply = await self._tasks(method, params)
                 if task_reply is not None:
                     return task_reply
+            span = tracing.start(tracing.HANDLER)
             result = handler(ctx)
         except _StartTask:
+            tracing.end(span)
             return await self._create_task(self.pre_task, params)
         except Exception as exc:
+            tracing.end(span, type(exc).__name__)
             status, body = self._error(exc)
             return Reply(status, spec.CONTENT_JSON, body)
         if not hasattr(result, "__await__"):
+            tracing.end(span)
             return Reply(200, spec.CONTENT_JSON, self._payload(result))
         loop = asyncio.get_running_loop()
-        task = loop.create_task(self._finish(result))
+        task = loop.create_task(self._finish(result))  # inside the span
+        if span is not None:
+            tracing.leave(span)
+            task.add_done_callback(lambda t: tracing.end(span, "cancelled" if t.cancelled() else None))
         self.signal = loop.create_future()
         await asyncio.wait((task, self.signal), return_when=asyncio.FIRST_COMPLETED)
         if self.conn is None and self.asked:

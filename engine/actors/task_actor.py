@@ -38,6 +38,7 @@ from ..protocol import jsonrpc, modern, spec, tasks
 from ..protocol.jsonrpc import ProtocolError
 from ..protocol.storage import Storage
 from ..protocol.tasks import TaskRecord
+from . import tracing
 
 log = logging.getLogger("engine")
 
@@ -205,9 +206,13 @@ class TaskActor:
         if record.progress_token is not None:
             params["_meta"] = {"progressToken": record.progress_token}
         ctx = Context(host, record.task_id, params, None, record.principal)
-        self.running = asyncio.get_running_loop().create_task(self._run(ctx))
+        span = tracing.start(f"task {record.tool}", {
+            "mcp.method.name": "tools/call", "gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": record.tool,
+            "mcp_actors.task.id": record.task_id, "mcp_actors.task.attempt": record.attempts}, task=True)
+        self.running = asyncio.get_running_loop().create_task(self._run(ctx, span))  # inside its span
+        tracing.leave(span)
 
-    async def _run(self, ctx: Context) -> None:
+    async def _run(self, ctx: Context, span: Any = None) -> None:
         record = self.record
         try:
             try:
@@ -247,6 +252,8 @@ class TaskActor:
         finally:
             self.running = None
             self.last_active = time.time()
+            if span is not None:
+                tracing.end(span, _error_type(record), {"mcp_actors.task.status": record.status})
 
     # -- input ------------------------------------------------------------------------------------
 
@@ -385,6 +392,16 @@ class TaskActor:
             self.running.cancel()
         self.storage.delete_prefix("")
         self.storage.delete_alarm()
+
+
+def _error_type(record: TaskRecord) -> str | None:
+    """The conventions' ``error.type`` of a task's run: its JSON-RPC error code, or
+    ``tool_error`` for a tool's error result (whichever status the wire gives it)."""
+    if record.error:
+        return str(record.error.get("code"))
+    if isinstance(record.result, dict) and record.result.get("isError"):
+        return "tool_error"
+    return None
 
 
 def _text_of(result: dict) -> str:

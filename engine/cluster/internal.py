@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import msgspec
 
+from ..actors import tracing
 from ..actors.front import ActorElsewhere, Front
 from ..local.asgi import send_response
 from ..protocol import http, router
@@ -122,7 +123,14 @@ class Internal:
         except StoreUnavailable:  # the database is away: the client hears the 503 it would from here
             response = self.front.error(http.store_unavailable(msg), route, None)
         else:
-            response = await self.front.serve(route, msg, _Pinned(self.runtime, actor))
+            span = tracing.start(tracing.FORWARDED, {"mcp.method.name": msg.method} if msg and msg.method else None,
+                                 "server", parent=headers)
+            try:
+                response = await self.front.serve(route, msg, _Pinned(self.runtime, actor))
+                await send_response(self.front, response, receive, send)
+            finally:
+                tracing.end(span)
+            return
         await send_response(self.front, response, receive, send)
 
     async def _body(self, receive: Callable) -> bytes | None:

@@ -33,7 +33,7 @@ from typing import Any
 
 import msgspec
 
-from ..actors import announcements, links
+from ..actors import announcements, links, tracing
 from ..actors.front import ActorElsewhere, Front, Response
 from ..actors.session_actor import Lifetimes
 from ..app.application import App
@@ -258,9 +258,11 @@ class ClusterRuntime(LocalRuntime):
                     ) -> peer_http.Reply | None:
         """A signed call to the holder of ``name``; None when it no longer holds it (ask
         again). Raises PeerUnreachable(sent=True) when it may have received the call."""
-        peer_http.sign(self.key, path, headers, body)
         try:
-            reply = await self.client.post(holder.url, path, headers, body, self._alive(holder), self.lease / 5)
+            with tracing.span(tracing.FORWARD, {"server.address": holder.url, "mcp_actors.call": path}, "client"):
+                tracing.inject(headers)  # the holder's span of this call joins the request's trace
+                peer_http.sign(self.key, path, headers, body)
+                reply = await self.client.post(holder.url, path, headers, body, self._alive(holder), self.lease / 5)
         except peer_http.PeerUnreachable as exc:
             if exc.sent:
                 self.hints.pop(name, None)

@@ -100,9 +100,9 @@ class McpAsgi:
         #: The cluster's endpoint for calls between processes, on a port of its own (None:
         #: not a cluster); an ASGI callable with a ``port``.
         self.internal: Any = runtime.internal_endpoint(self.front)
-        #: engine.observe.metrics.Metrics when telemetry is on (else None: the request path
-        #: pays one test), and the port its /metrics is served on (0: none).
-        self.metrics: Any = None
+        #: engine.observe.telemetry.Telemetry when telemetry is on (else None: the request
+        #: path pays one test), and the port its /metrics is served on (0: none).
+        self.telemetry: Any = None
         self.metrics_port = 0
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
@@ -131,11 +131,11 @@ class McpAsgi:
                 return
 
     async def _http(self, scope: dict, receive: Callable, send: Callable) -> None:
-        internal, metrics = self.internal, self.metrics
+        internal, telemetry = self.internal, self.telemetry
         if internal is not None and scope.get("server", (None, None))[1] == internal.port:
             await internal(scope, receive, send)
             return
-        if metrics is not None:
+        if telemetry is not None:
             if scope.get("server", (None, None))[1] == self.metrics_port:
                 await self._metrics_port(scope, receive, send)
                 return
@@ -154,14 +154,13 @@ class McpAsgi:
         except ConnectionResetError:
             return
         await send_response(self.front, response, receive, send)
-        if metrics is not None:
-            metrics.record(time.perf_counter() - started, response.message, headers, response.status, response.body,
-                           scope.get("http_version", "1.1"))
+        if telemetry is not None:
+            telemetry.record(time.perf_counter() - started, response, headers, scope.get("http_version", "1.1"))
 
     async def _metrics_port(self, scope: dict, receive: Callable, send: Callable) -> None:
         """The metrics port: ``/metrics``, ``/healthz`` and ``/readyz``; nothing of MCP."""
         response = self.front.plain(*http.metrics_port(
-            scope["method"], scope["path"], self.runtime.unready(), self.metrics.exposition))
+            scope["method"], scope["path"], self.runtime.unready(), self.telemetry.exposition))
         await send_response(self.front, response, receive, send)
 
 

@@ -15,7 +15,6 @@ Prometheus reader (dots become underscores, units and ``_total`` are appended).
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from typing import Any, Callable, Iterable, Mapping
@@ -27,7 +26,7 @@ from opentelemetry.sdk.resources import Resource
 
 from ..protocol.jsonrpc import Message
 from ..protocol.session import SessionState
-from . import otlp_metrics
+from . import operation_target, otlp_metrics
 
 #: The conventions' recommended boundaries for MCP durations, in seconds.
 DURATION_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
@@ -45,9 +44,9 @@ class Metrics:
     """One process's instruments. ``runtime`` is read at collection time (duck-typed: the
     local runtime, or the cluster's, which has more to say)."""
 
-    def __init__(self, runtime: Any, prometheus: bool, service: str, version: str, traces: bool = False):
-        """``traces``: also make a SERVER span of each request (:mod:`.traces`)."""
-        readers: list[Any] = []
+    def __init__(self, runtime: Any, prometheus: bool, resource: Resource, reader: Any = None):
+        """``reader``: one more metric reader (a test's in-memory one)."""
+        readers: list[Any] = [reader] if reader is not None else []
         if prometheus:
             from opentelemetry.exporter.prometheus import PrometheusMetricReader
 
@@ -59,17 +58,10 @@ class Metrics:
             from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
             readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
-        resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or service,
-                                    "service.version": version})
         views = [View(instrument_name=name, aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS))
                  for name in (OPERATION_DURATION, SESSION_DURATION)]
         views.append(View(instrument_name=COMMIT_DURATION, aggregation=ExplicitBucketHistogramAggregation(COMMIT_BUCKETS)))
         self.provider = MeterProvider(metric_readers=readers, resource=resource, views=views)
-        self.traces = None
-        if traces:
-            from .traces import Traces
-
-            self.traces = Traces(resource)
         meter = self.provider.get_meter("mcp-actors")
         self.operation = meter.create_histogram(
             OPERATION_DURATION, unit="s",
@@ -93,22 +85,21 @@ class Metrics:
             meter.create_observable_counter(name, callbacks=[_callback(read)], unit=unit, description=description)
 
     def record(self, seconds: float, msg: Message | None, headers: Mapping[str, str], status: int,
-               body: bytes, http_version: str = "1.1") -> None:
+               body: bytes, http_version: str = "1.1") -> dict[str, str] | None:
         """One request answered. A POSTed MCP message: its duration and what it was (a
-        client's response to a server request has no method, and is not an operation). A
-        request refused before any message was read (no token, too large, not JSON): its
-        status, counted."""
+        client's response to a server request has no method, and is not an operation);
+        returns the attributes it was recorded with. A request refused before any message
+        was read (no token, too large, not JSON): its status, counted."""
         if msg is None:
             if status >= 400:
                 self.refused.add(1, {"http.response.status_code": status})
-            return
+            return None
         method = msg.method
         if method is None:
-            return
+            return None
         attributes: dict[str, str] = {"mcp.method.name": method, **_TRANSPORT, "network.protocol.version": http_version}
         params = msg.params if isinstance(msg.params, dict) else {}
-        name = params.get("name")
-        target = name if isinstance(name, str) and method in ("tools/call", "prompts/get") else None
+        target = operation_target(msg)
         if method == "tools/call":
             attributes["gen_ai.operation.name"] = "execute_tool"
             if target:
@@ -127,8 +118,7 @@ class Metrics:
         elif b'"isError":true' in body:
             attributes["error.type"] = "tool_error"
         self.operation.record(seconds, attributes)
-        if self.traces is not None:
-            self.traces.record(seconds, msg, attributes, headers, target)
+        return attributes
 
     def session_ended(self, state: SessionState) -> None:
         """A session ended here (DELETE or expiry): how long it lived, from its creation
