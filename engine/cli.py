@@ -232,7 +232,8 @@ def _serve(app: App, settings: Settings, values: dict, public: socket.socket, in
             metrics_socket = _listen(host, metrics_base + index)
             asgi.metrics_port = metrics_socket.getsockname()[1]
             sockets.append(metrics_socket)
-        asgi.telemetry = Telemetry(runtime, bool(metrics_base), app.name, app.version, traces=otlp_traces())
+        asgi.telemetry = Telemetry(runtime, bool(metrics_base), app.name, app.version, traces=otlp_traces(),
+                                   gate=asgi.front.gate)
     server = Server(uvicorn.Config(
         asgi,
         http=http_protocol,  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import free_port
 from engine import App, Context
-from sse_client import call, headers, initialize
+from sse_client import call, headers, initialize, resume
 
 RAW_CALLS, SDK_CALLS = 7, 3
 
@@ -70,6 +70,14 @@ def test_metrics_count_what_was_served_and_stay_off_the_mcp_port(start_server):
         with c.stream("GET", mcp, headers=headers(sid, accept="text/event-stream")) as listening:
             assert listening.status_code == 200
             assert value(scrape(base), "mcp_actors_streams_open") == 1  # the GET stream
+        replayed = resume(c, mcp, sid, f"{got[0].id.split(':')[0]}:0")  # the last call's stream, again
+        assert replayed[-1].message["result"]["content"][0]["text"] == str(RAW_CALLS - 1)
+        from modern_client import call as modern_call
+        from test_tasks import TASKS
+
+        _, task, _ = modern_call(c, mcp, "t", "tools/call", {"name": "long_task", "arguments": {
+            "steps": 100, "interval_s": 0.1}}, TASKS)
+        assert task["result"]["status"] == "working"
     began = time.monotonic()
     asyncio.run(sdk_calls(mcp))
 
@@ -96,6 +104,17 @@ def test_metrics_count_what_was_served_and_stay_off_the_mcp_port(start_server):
     assert value(families, "mcp_actors_ready") == 1
     assert value(families, "mcp_actors_streams_open") == 0  # every reply has ended
     assert value(families, "mcp_actors_sessions_expired_total") == 0
+    assert value(families, "mcp_actors_streams_buffered_bytes") == 0  # nothing waits for a slow reader
+    # Every SSE event was appended to a log (each call's response at least), and one resumption
+    # replayed what its stream held after the id it named.
+    assert value(families, "mcp_actors_events_appended_total") >= RAW_CALLS + 2
+    assert value(families, "mcp_actors_streams_resumed_total") == 1
+    assert value(families, "mcp_actors_events_replayed_total") == len([e for e in replayed if e.message])
+    # The task runs on: one working; a series for every status.
+    assert value(families, "mcp_actors_tasks_active", mcp_actors_task_status="working") == 1
+    for status in ("input_required", "completed", "failed", "cancelled"):
+        assert value(families, "mcp_actors_tasks_active", mcp_actors_task_status=status) == 0
+    assert value(families, "mcp_actors_alarms_fired_total") >= 0 and value(families, "mcp_actors_alarms_retried_total") == 0
     # One session ended (the SDK's DELETE): its lifetime, from creation, was recorded.
     lived = "mcp_server_session_duration_seconds"
     assert value(families, lived + "_count", mcp_protocol_version="2025-11-25", network_transport="tcp") == 1
@@ -105,6 +124,33 @@ def test_metrics_count_what_was_served_and_stay_off_the_mcp_port(start_server):
     commits = [s for s in families["mcp_actors_store_commit_duration_seconds"] if s.name.endswith("_count")]
     assert len(commits) == 1 and commits[0].value >= 2 and "error_type" not in commits[0].labels
     assert "process_cpu_seconds" in families  # prometheus_client's own process series ride along
+
+
+def test_authorization_refusals_are_counted_by_reason(start_server):
+    """With --auth-issuer: no token, a token that fails verification, and one without the
+    scope the server needs are each counted under their RFC 6750 reason."""
+    from auth_server import AuthServer
+    from test_auth import SCOPE, bearer
+
+    issuer = AuthServer()
+    try:
+        port = free_port()
+        server = start_server("tests.auth_app:app", "--auth-issuer", issuer.issuer, "--auth-scope", SCOPE,
+                              "--metrics-port", str(port))
+        ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+        with httpx.Client(timeout=15) as c:
+            assert c.post(server.url, headers=headers(None), json=ping).status_code == 401
+            assert c.get(server.url, headers=headers(None)).status_code == 401
+            assert c.post(server.url, headers={**headers(None), **bearer("not.a.jwt")}, json=ping).status_code == 401
+            unscoped = issuer.token(server.url, scope="")
+            assert c.post(server.url, headers={**headers(None), **bearer(unscoped)}, json=ping).status_code == 403
+        families = scrape(f"http://127.0.0.1:{port}")
+        refused = "mcp_actors_auth_refused_total"
+        assert value(families, refused, error_type="missing_token") == 2
+        assert value(families, refused, error_type="invalid_token") == 1
+        assert value(families, refused, error_type="insufficient_scope") == 1
+    finally:
+        issuer.close()
 
 
 def test_metrics_port_refused_where_the_extra_is_missing_says_what_to_install(tmp_path):

@@ -32,6 +32,7 @@ from jwt.algorithms import has_crypto
 
 from ..protocol import auth
 from ..protocol.auth import AuthRules, Principal
+from ..protocol.http import HttpError
 
 log = logging.getLogger("engine")
 
@@ -219,13 +220,16 @@ class JwtVerifier:
 class Gate:
     """The front's authorization step (see the module doc)."""
 
-    __slots__ = ("rules", "verifier", "endpoint")
+    __slots__ = ("rules", "verifier", "endpoint", "refused")
 
     def __init__(self, rules: AuthRules, verifier: Any, endpoint: str):
         """``endpoint``: the MCP endpoint's path (the resource's path when none is configured)."""
         self.rules = rules
         self.verifier = verifier
         self.endpoint = endpoint
+        #: Requests refused, by reason (missing_token, invalid_token, insufficient_scope,
+        #: invalid_request): counters for operators.
+        self.refused: dict[str, int] = {}
 
     def resource(self, base_url: str) -> str:
         return auth.resource_url(self.rules, base_url, self.endpoint)
@@ -240,6 +244,21 @@ class Gate:
 
     async def admit(self, headers: Mapping[str, str], query: str, base_url: str) -> Principal:
         """The request's principal, or the HttpError (401/403/400) that answers it."""
+        try:
+            return await self._admit(headers, query, base_url)
+        except HttpError as exc:
+            self._refused(exc)
+            raise
+
+    def _refused(self, exc: HttpError) -> None:
+        """Counted by the challenge's RFC 6750 error (no token at all: ``missing_token``)."""
+        reason = {401: "missing_token", 403: "insufficient_scope", 400: "invalid_request"}.get(exc.status, "other")
+        for name, value in exc.headers:
+            if name.lower() == "www-authenticate" and 'error="invalid_token"' in value:
+                reason = "invalid_token"
+        self.refused[reason] = self.refused.get(reason, 0) + 1
+
+    async def _admit(self, headers: Mapping[str, str], query: str, base_url: str) -> Principal:
         resource = self.resource(base_url)
         token = auth.bearer_token(headers, query, resource, self.rules.scopes)
         try:
@@ -258,7 +277,9 @@ class Gate:
         """An operation that needs ``scopes`` (a tool's): 403 naming all it needs, if lacking."""
         if scopes and auth.missing(principal.scopes, scopes):
             needed = tuple(dict.fromkeys(self.rules.scopes + scopes))
-            raise auth.insufficient_scope(self.resource(base_url), needed, what)
+            exc = auth.insufficient_scope(self.resource(base_url), needed, what)
+            self._refused(exc)
+            raise exc
 
 
 def gate_from(settings: Any, fetch: JsonFetcher, app_name: str = "", verifier: Any = None) -> Gate | None:

@@ -115,6 +115,8 @@ class LocalRuntime(links.TaskCalls):
         self._waking: dict[str, asyncio.Future] = {}
         self.hibernated = 0  # counters, for tests and operators
         self.expired = 0
+        self.alarms_fired = 0  # alarms run (sessions' and tasks'), and failed ones set again
+        self.alarms_retried = 0
         #: Told the state of each session that ends here (DELETE or expiry); the metrics set it.
         self.session_ended: Callable[[SessionState], None] | None = None
         self.stopping = False
@@ -416,6 +418,7 @@ class LocalRuntime(links.TaskCalls):
                 if storage is None:
                     continue
                 storage.delete_alarm()  # cleared before the call; alarm() sets the next one
+                self.alarms_fired += 1
                 if name.startswith(TASK_PREFIX):
                     await self._task_alarm(name[len(TASK_PREFIX):], now)
                     continue
@@ -427,6 +430,7 @@ class LocalRuntime(links.TaskCalls):
                 if self._skip_alarm(exc):
                     continue
                 failures = self._alarm_failures.get(name, 0) + 1
+                self.alarms_retried += 1
                 if not isinstance(exc, SessionUnreadable):
                     log.error("alarm of session %s failed (attempt %d): %r", name, failures, exc)
                 if failures <= ALARM_RETRIES:

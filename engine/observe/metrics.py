@@ -24,6 +24,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 
+from ..protocol import tasks
+from ..protocol.eventlog import TOTALS
 from ..protocol.jsonrpc import Message
 from ..protocol.session import SessionState
 from . import operation_target, otlp_metrics
@@ -35,6 +37,7 @@ SESSION_DURATION = "mcp.server.session.duration"
 COMMIT_DURATION = "mcp_actors.store.commit.duration"
 #: A commit takes a fraction of a millisecond to tens of them; the MCP buckets start at 10 ms.
 COMMIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
+_TASK_STATUSES = (tasks.WORKING, tasks.INPUT_REQUIRED, tasks.COMPLETED, tasks.FAILED, tasks.CANCELLED)
 _TRANSPORT = {"network.transport": "tcp", "network.protocol.name": "http"}
 
 _ERROR_CODE = re.compile(rb'"error":\{"code":(-?\d+)')
@@ -44,8 +47,9 @@ class Metrics:
     """One process's instruments. ``runtime`` is read at collection time (duck-typed: the
     local runtime, or the cluster's, which has more to say)."""
 
-    def __init__(self, runtime: Any, prometheus: bool, resource: Resource, reader: Any = None):
-        """``reader``: one more metric reader (a test's in-memory one)."""
+    def __init__(self, runtime: Any, prometheus: bool, resource: Resource, reader: Any = None, gate: Any = None):
+        """``reader``: one more metric reader (a test's in-memory one); ``gate``: the
+        authorization gate, whose refusals are counted (None: no authorization)."""
         readers: list[Any] = [reader] if reader is not None else []
         if prometheus:
             from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -81,7 +85,7 @@ class Metrics:
                         "large, 415 or 406 media types, 400 malformed, 404 unknown session on GET or DELETE, 429...)")
         for name, unit, description, read in _observed(runtime):
             meter.create_observable_gauge(name, callbacks=[_callback(read)], unit=unit, description=description)
-        for name, unit, description, read in _counted(runtime):
+        for name, unit, description, read in _counted(runtime, gate):
             meter.create_observable_counter(name, callbacks=[_callback(read)], unit=unit, description=description)
 
     def record(self, seconds: float, msg: Message | None, headers: Mapping[str, str], status: int,
@@ -161,11 +165,20 @@ def _observed(runtime: Any) -> list[tuple[str, str, str, Callable[[], list[tuple
                 (max(0, runtime.sessions - live), {"mcp_actors.session.state": "hibernated"})]
 
     def tasks() -> list[tuple[float, dict]]:
-        return [(len(runtime.task_actors), {})]
+        by_status = dict.fromkeys(_TASK_STATUSES, 0)  # every status, 0 included: a series per status
+        for actor in list(runtime.task_actors.values()):
+            by_status[actor.record.status] = by_status.get(actor.record.status, 0) + 1
+        return [(count, {"mcp_actors.task.status": status}) for status, count in by_status.items()]
+
+    def connections() -> list:
+        # read at collection time, walking the live sessions: nothing on the request path
+        return [conn for actor in list(runtime.actors.values()) for conn in list(actor.connections.values())]
 
     def streams() -> list[tuple[float, dict]]:
-        # read at collection time, walking the live sessions: nothing on the request path
-        return [(sum(len(actor.connections) for actor in list(runtime.actors.values())), {})]
+        return [(len(connections()), {})]
+
+    def buffered() -> list[tuple[float, dict]]:
+        return [(sum(conn.queued for conn in connections()), {})]
 
     def ready() -> list[tuple[float, dict]]:
         return [(0 if runtime.unready() else 1, {})]
@@ -176,19 +189,38 @@ def _observed(runtime: Any) -> list[tuple[str, str, str, Callable[[], list[tuple
          "cluster, counted by every process)", sessions),
         ("mcp_actors.streams.open", "{stream}",
          "SSE streams open on this process's sessions (POST replies, GET streams, resumed streams)", streams),
-        ("mcp_actors.tasks.active", "{task}", "tasks whose actor is in this process's memory", tasks),
+        ("mcp_actors.streams.buffered", "By",
+         "bytes queued on those streams for clients that have not read them yet (each stream is cut off past "
+         "--max-buffer)", buffered),
+        ("mcp_actors.tasks.active", "{task}", "tasks whose actor is in this process's memory, by mcp_actors.task.status",
+         tasks),
         ("mcp_actors.ready", "1", "1 while /readyz answers 200, else 0", ready),
     ]
 
 
-def _counted(runtime: Any) -> list[tuple[str, str, str, Callable[[], list[tuple[float, dict]]]]]:
+def _counted(runtime: Any, gate: Any) -> list[tuple[str, str, str, Callable[[], list[tuple[float, dict]]]]]:
     """Counters since the process started, as the runtime keeps them."""
 
     def attr(obj: Any, name: str) -> Callable[[], list[tuple[float, dict]]]:
         return lambda: [(getattr(obj, name), {})]
 
-    out = [("mcp_actors.sessions.expired", "{session}", "sessions deleted by their idle TTL",
-            attr(runtime, "expired"))]
+    out = [
+        ("mcp_actors.sessions.expired", "{session}", "sessions deleted by their idle TTL", attr(runtime, "expired")),
+        ("mcp_actors.events.appended", "{event}", "SSE events written to sessions' event logs (kept for resumption)",
+         attr(TOTALS, "appended")),
+        ("mcp_actors.events.replayed", "{event}", "stored events sent again to a client resuming with Last-Event-ID",
+         attr(TOTALS, "replayed")),
+        ("mcp_actors.streams.resumed", "{stream}", "streams resumed with Last-Event-ID", attr(TOTALS, "resumed")),
+        ("mcp_actors.alarms.fired", "{alarm}", "storage alarms run (session expiry, task heartbeats and TTLs)",
+         attr(runtime, "alarms_fired")),
+        ("mcp_actors.alarms.retried", "{alarm}", "alarms that failed and were set again (with backoff)",
+         attr(runtime, "alarms_retried")),
+    ]
+    if gate is not None:
+        out.append(("mcp_actors.auth.refused", "{request}",
+                    "requests the authorization gate refused, by error.type: missing_token (401 with the challenge), "
+                    "invalid_token (401), insufficient_scope (403), invalid_request (400)",
+                    lambda: [(count, {"error.type": reason}) for reason, count in list(gate.refused.items())]))
     backend = runtime.backend
     if hasattr(runtime, "relayed"):  # a cluster
         out += [

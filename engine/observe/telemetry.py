@@ -19,13 +19,13 @@ from .metrics import Metrics
 
 class Telemetry:
     def __init__(self, runtime: Any, prometheus: bool, service: str, version: str, traces: bool = False,
-                 span_exporter: Any = None, metric_reader: Any = None):
+                 span_exporter: Any = None, metric_reader: Any = None, gate: Any = None):
         """``prometheus``: serve ``/metrics`` (the adapter routes it); ``traces``: spans,
         over OTLP unless ``span_exporter`` is given; ``metric_reader``: one more reader
-        (those two for a test's in-memory ones)."""
+        (those two for a test's in-memory ones); ``gate``: the authorization gate, if any."""
         resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or service,
                                     "service.version": version})
-        self.metrics = Metrics(runtime, prometheus, resource, metric_reader)
+        self.metrics = Metrics(runtime, prometheus, resource, metric_reader, gate)
         self.traces = None
         if traces:
             from .traces import Traces

@@ -97,6 +97,19 @@ class BadEventId(ValueError):
     """``Last-Event-ID`` is malformed or names a stream this session does not keep."""
 
 
+class Totals:
+    """Events appended and replayed by every log of this process, for operators: a plain
+    integer add per event (read by :mod:`engine.observe.metrics`)."""
+
+    __slots__ = ("appended", "replayed", "resumed")
+
+    def __init__(self) -> None:
+        self.appended = self.replayed = self.resumed = 0
+
+
+TOTALS = Totals()
+
+
 class EventLog:
     __slots__ = ("storage", "limits", "clock", "streams", "_delivered", "_undelivered", "_reserved", "next_stream")
 
@@ -190,6 +203,7 @@ class EventLog:
     def append(self, stream: Stream, payload: bytes) -> bytes:
         """Frame ``payload`` as the stream's next event and store it; returns the frame."""
         stream.counter += 1
+        TOTALS.appended += 1
         frame = sse.event(f"{stream.id}:{stream.counter}", payload)
         self.storage.put(f"{stream.prefix}{stream.counter:010d}", frame)
         stream.size += len(frame)
@@ -287,7 +301,10 @@ class EventLog:
             log.warning("stream %d: resuming after %d, but events before %d have left its ring",
                         stream.id, counter, stream.first)
         rows = self.storage.list(f"e/{stream.id:010d}/", after=_key(stream.id, counter))
-        return stream, [frame for _, frame in rows if frame]
+        frames = [frame for _, frame in rows if frame]
+        TOTALS.resumed += 1
+        TOTALS.replayed += len(frames)
+        return stream, frames
 
     def drop(self) -> None:
         """Delete the whole namespace: the session is over."""
