@@ -428,7 +428,7 @@ def test_spans_and_metrics_carry_every_conventional_attribute(tmp_path):
     that made it; and a JSON log line naming the span it was written in."""
     import logging
 
-    from engine.local.logs import JsonFormatter
+    from engine.observe.logs import JsonFormatter
     from modern_client import call as modern_call
     from test_tasks import TASKS, wait_for
 

@@ -61,11 +61,11 @@ def test_vendoring_keeps_the_users_own_modules_and_secrets_stay_out_of_git():
     assert ignored.returncode == 0
 
 
-def _start(app: str, secret: str = SECRET):
+def _start(app: str, secret: str = SECRET, variables: dict | None = None):
     _require_wrangler()
     vendor()
     state = tempfile.mkdtemp(prefix="mcp-actors-wrangler-")
-    server = Wrangler(app, state, secret)
+    server = Wrangler(app, state, secret, variables)
     return server
 
 
@@ -79,7 +79,7 @@ def worker_demo():
 
 @pytest.fixture(scope="module")
 def worker_everything():
-    server = _start("examples.everything:app")
+    server = _start("examples.everything:app", variables={"LOG_LEVEL": "info"})
     yield server
     server.stop()
 
@@ -417,3 +417,41 @@ def test_authorization_under_workerd(tmp_path):
         server.stop()
         issuer.close()
         app_module.unlink(missing_ok=True)
+
+
+# -- structured logs -----------------------------------------------------------------------------
+
+
+def test_the_worker_and_its_objects_write_json_log_lines_naming_the_request(worker_everything):
+    """Workers Logs indexes console.log JSON: a tool's log line, written in the session's Durable
+    Object, is one JSON object naming the session, the request, the method and the trace its
+    request's _meta named."""
+    import json
+
+    trace_id = "5bf92f3577b34da6a3ce929d0e0e4737"
+    url = worker_everything.url
+    with httpx.Client(timeout=30) as c:
+        sid = initialize(c, url)
+        evs = call(c, url, sid, "logged-1", "tools/call", {
+            "name": "test_error_handling", "arguments": {},
+            "_meta": {"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}})
+        assert evs[-1].message["result"]["isError"] is True
+    deadline = time.monotonic() + 15
+    found: list[dict] = []
+    while not found and time.monotonic() < deadline:
+        for line in worker_everything.log().splitlines():
+            start = line.find("{")
+            if start < 0 or "test_error_handling" not in line:
+                continue
+            try:
+                record = json.loads(line[start:])
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("request_id") == "logged-1":
+                found.append(record)
+        time.sleep(0.2)
+    assert found, worker_everything.log()[-3000:]
+    record = found[0]
+    assert record["level"] == "info" and record["logger"] == "engine" and record["time"].endswith("Z")
+    assert record["session_id"] == sid and record["method"] == "tools/call" and record["trace_id"] == trace_id
+    assert "intentionally returns an error" in record["message"]

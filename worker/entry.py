@@ -18,6 +18,7 @@ import msgspec
 
 from workers import Response, WorkerEntrypoint
 
+from engine.actors import log_context
 from engine.actors.front import Front, str_headers
 from engine.protocol import http, router
 
@@ -26,6 +27,7 @@ import contract_hook
 import hub
 import internal
 import keys
+import log_lines
 import session_ids
 from hub import HUB_OBJECT
 from internal import Outbox
@@ -42,6 +44,7 @@ _fronts: dict = {}
 class Default(WorkerEntrypoint):
     async def fetch(self, request):
         hub.use_outbox(Outbox())  # this request's own (see hub.py)
+        log_lines.install(self.env)
         front = _fronts.get("front")
         if front is None:
             front = _fronts["front"] = Front(config.settings(self.env), config.app(self.env),
@@ -60,6 +63,8 @@ class Default(WorkerEntrypoint):
         if not isinstance(admitted, tuple):
             return Response(admitted.body or None, status=admitted.status, headers=str_headers(admitted.headers))
         r, msg, body = admitted
+        if msg is not None:
+            log_context.serving(r.session_id, msg, headers.get("traceparent"))
         if r.action in (router.MODERN, router.MODERN_ACCEPT):
             front.state_key = await config.state_key(self.env)
             response = await front.serve_modern(r, msg, None, await config.tasks(self.env))
@@ -76,5 +81,8 @@ class Default(WorkerEntrypoint):
         return await self._forward(r.session_id, r, body, request)
 
     async def _forward(self, name: str, r: router.Route, body: bytes, request):
-        return await internal.call(self.env.SESSIONS, name, {ROUTE_HEADER: _encode(r).decode()}, body,
-                                   signal=request.js_object.signal)
+        headers = {ROUTE_HEADER: _encode(r).decode()}
+        traceparent = request.headers.get("traceparent")
+        if traceparent:  # the object's log lines name the same trace
+            headers["traceparent"] = traceparent
+        return await internal.call(self.env.SESSIONS, name, headers, body, signal=request.js_object.signal)

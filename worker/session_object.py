@@ -22,7 +22,7 @@ import msgspec
 from pyodide.ffi import create_proxy, to_js
 from workers import DurableObject, Response
 
-from engine.actors import links
+from engine.actors import links, log_context
 from engine.actors.front import Front, SessionUnreadable
 from engine.actors.listen_hub import ListenHub
 from engine.actors.session_actor import SessionActor
@@ -32,6 +32,7 @@ import config
 import contract_hook
 import hub
 import keys
+import log_lines
 import task_link
 from do_storage import DurableObjectStorage
 from internal import Outbox
@@ -45,6 +46,7 @@ _decode_route = msgspec.json.Decoder(router.Route).decode
 class SessionObject(DurableObject):
     def __init__(self, ctx, env):
         super().__init__(ctx, env)
+        log_lines.install(env)
         self.settings = config.settings(env)
         self.app = config.app(env)
         self.front = Front(self.settings, self.app)
@@ -121,7 +123,10 @@ class SessionObject(DurableObject):
             return await contract_hook.run(check, self.storage)
         route = _decode_route(request.headers.get(ROUTE_HEADER))
         body = await request.bytes() if route.needs_body else b""
-        response = await self.front.serve(route, http.decode_body(body) if body else None, self)
+        msg = http.decode_body(body) if body else None
+        if msg is not None:
+            log_context.serving(route.session_id, msg, request.headers.get("traceparent"))
+        response = await self.front.serve(route, msg, self)
         await config.announcer(self.env).drain()  # announcements a handler made reach the hub
         return respond(self.front, response, request)
 

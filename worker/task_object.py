@@ -25,6 +25,7 @@ from engine.protocol.tasks import TaskRecord
 
 import config
 import hub
+import log_lines
 from do_storage import DurableObjectStorage
 from internal import Outbox
 from task_directory import OP_HEADER, OWNER_HEADER
@@ -36,6 +37,7 @@ log = logging.getLogger("engine")
 class TaskObject(DurableObject):
     def __init__(self, ctx, env):
         super().__init__(ctx, env)
+        log_lines.install(env)
         self.storage = DurableObjectStorage(ctx.storage, to_js, create_proxy)
         self.actor: TaskActor | None = None
         self.link: SessionLink | None = None

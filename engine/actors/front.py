@@ -23,7 +23,6 @@ import logging
 from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 import msgspec
-from msgspec import UNSET
 
 from ..app.context import CapabilityError
 from ..protocol import http, modern, router, spec
@@ -291,7 +290,7 @@ class Front:
         r, msg, body = admitted
         trace = None
         if msg is not None:
-            log_context.serving(r.session_id, msg.id if msg.id is not UNSET else None, msg.method)
+            log_context.serving(r.session_id, msg, headers.get("traceparent"))
             if tracing.TRACER is not None and msg.method is not None:
                 trace = tracing.TRACER.begin(msg, headers)
         try:

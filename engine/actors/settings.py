@@ -250,7 +250,7 @@ OPTIONS: tuple[Option, ...] = (
            "and on Workers)", "auth.resource", metavar="URL"),
     Option("--auth-scope", "AUTH_SCOPES", str, (), "a scope every request needs (repeat for more)",
            "auth.scopes", many=True, metavar="SCOPE"),
-    Option("--log-level", None, _choice("critical", "error", "warning", "info", "debug", "trace"), "warning",
+    Option("--log-level", "LOG_LEVEL", _choice("critical", "error", "warning", "info", "debug", "trace"), "warning",
            "server log level: debug, info, warning, error or critical", metavar="LEVEL"),
     Option("--log-format", None, _choice("text", "json"), "text",
            "text, or json: one JSON object per line with time, level, message, session and request ids, method "

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import msgspec
 
-from ..actors import tracing
+from ..actors import log_context, tracing
 from ..actors.front import ActorElsewhere, Front
 from ..local.asgi import send_response
 from ..protocol import http, router
@@ -118,6 +118,8 @@ class Internal:
             await self._plain(send, 400)
             return
         msg = http.decode_body(body) if route.needs_body and body else None
+        if msg is not None:
+            log_context.serving(route.session_id, msg, headers.get("traceparent"))
         try:
             actor = await self.runtime.get_here(route.session_id or "")
         except StoreUnavailable:  # the database is away: the client hears the 503 it would from here
