@@ -11,7 +11,7 @@ from . import load, profile, report, scenarios
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs, fewer peers: a smoke check under a minute")
-    parser.add_argument("--only", default="abcdefghijkl", help="scenarios to run, e.g. 'ab' (default: all)")
+    parser.add_argument("--only", default="abcdefghijklm", help="scenarios to run, e.g. 'ab' (default: all)")
     parser.add_argument("--profile", action="store_true",
                         help="sample mcp-actors with py-spy during each throughput measurement; flame graphs "
                              "and a summary by layer go to bench/results/ (profiled figures are not for comparison)")

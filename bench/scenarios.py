@@ -345,6 +345,31 @@ def worker(plan: Plan) -> None:
         server.stop()
 
 
+def telemetry(plan: Plan) -> None:
+    """What telemetry costs a request: (a)'s load with it off, with metrics (``--metrics-port``),
+    and with metrics and traces (each request a span, exported over OTLP to a sink that throws
+    them away), in one run, as a cost per request against the run with it off."""
+    say("(m) telemetry's cost: (a) with it off, with metrics, with metrics and traces over OTLP")
+    _throughput(plan, "m", "mcp-actors, telemetry off", lambda: servers.engine(), sse=True)
+    _throughput(plan, "m", "mcp-actors, metrics", lambda: servers.engine("--metrics-port", str(servers.free_port())),
+                sse=True)
+    port = servers.free_port()
+    with servers.Server("otlp sink", [sys.executable, "-m", "bench.peers.otlp_sink", "--port", str(port)], port):
+        traced = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"}
+        _throughput(plan, "m", "mcp-actors, metrics + traces",
+                    lambda: servers.engine("--metrics-port", str(servers.free_port()), env=traced), sse=True)
+        # The standard sampler variables: one trace in ten recorded, as a busy server would.
+        sampled = {**traced, "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
+        _throughput(plan, "m", "mcp-actors, metrics + traces sampled 10%",
+                    lambda: servers.engine("--metrics-port", str(servers.free_port()), env=sampled), sse=True)
+    off = plan.value("m", "mcp-actors, telemetry off", "requests/s")
+    for label in ("mcp-actors, metrics", "mcp-actors, metrics + traces", "mcp-actors, metrics + traces sampled 10%"):
+        on = plan.value("m", label, "requests/s")
+        if off and on:
+            plan.add("m", f"{label} / off", "requests/s ratio", on / off, "",
+                     f"{(1 / on - 1 / off) * 1e6:+.1f} us per request (wall clock at 16 connections)")
+
+
 def cluster(plan: Plan) -> None:
     from . import cluster as module  # it builds on this module's helpers
 
@@ -353,7 +378,7 @@ def cluster(plan: Plan) -> None:
 
 SCENARIOS = {"a": tools_call_sse, "b": tools_call_json, "c": handshakes, "d": memory, "e": replay, "f": concurrency,
              "g": hostile_clients, "h": modern_tools_call, "i": tasks, "j": sdk_app,
-             "k": worker, "l": cluster}
+             "k": worker, "l": cluster, "m": telemetry}
 
 
 def targets(plan: Plan) -> list[dict]:

@@ -52,13 +52,15 @@ def pinned(cmd: list[str], cpu: str | None) -> list[str]:
 
 
 class Server:
-    def __init__(self, name: str, cmd: list[str], port: int):
+    def __init__(self, name: str, cmd: list[str], port: int, env: dict | None = None):
+        """``env``: variables added to this process's environment for the server."""
         self.name = name
         self.port = port
         self.url = f"http://127.0.0.1:{port}/mcp"
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(pinned(cmd, cores()[0]), cwd=ROOT, start_new_session=True,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **env} if env else None)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -106,15 +108,16 @@ class Server:
         self.stop()
 
 
-def engine(*extra: str, store: str = "sqlite", app: str = "bench.apps:app") -> Server:
+def engine(*extra: str, store: str = "sqlite", app: str = "bench.apps:app", env: dict | None = None) -> Server:
     """``store``: sqlite (the default store, as users run it: a fresh file) or memory;
-    ``app``: what to serve (an engine App, or an SDK server: ``bench.peers.sdk_server:server``)."""
+    ``app``: what to serve (an engine App, or an SDK server: ``bench.peers.sdk_server:server``);
+    ``env``: more environment (``OTEL_*``)."""
     port = free_port()
     if store == "sqlite":
         store = f"sqlite:{tempfile.mkdtemp(prefix='mcp-actors-bench-')}/state.db"
     cmd = [sys.executable, "-m", "engine", "serve", app, "--port", str(port), "--store", store,
            "--log-level", "error", *extra]
-    server = Server(f"mcp-actors ({store.split(':')[0]})", cmd, port)
+    server = Server(f"mcp-actors ({store.split(':')[0]})", cmd, port, env)
     server.store_path = store.split(":", 1)[1] if store.startswith("sqlite:") else None
     return server
 

@@ -86,7 +86,10 @@ class Traces:
 
     def start(self, name: str, attributes: Mapping[str, Any], kind: str, task: bool,
               parent: Mapping[str, str] | None) -> _Live | None:
-        current = get_current_span().get_span_context()
+        span = get_current_span()
+        current = span.get_span_context()
+        if parent is None and not task and not span.is_recording():
+            return None  # sampled out (OTEL_TRACES_SAMPLER), or none: its children would be too
         if task:  # a trace of its own, linked to the request that started it
             links = [Link(current)] if current.is_valid else []
             return _Live(self.tracer.start_span(name, context=otel_context.Context(), kind=SpanKind.INTERNAL,
@@ -96,8 +99,6 @@ class Traces:
             context = _PROPAGATOR.extract({k: parent[k] for k in _CARRIED if k in parent})
             if not get_current_span(context).get_span_context().is_valid:
                 return None
-        elif not current.is_valid:
-            return None
         return _Live(self.tracer.start_span(name, context=context, kind=_KINDS[kind], attributes=attributes))
 
     @staticmethod
