@@ -578,3 +578,51 @@ def test_a_forward_is_a_client_span_and_the_holder_continues_the_trace(start_ser
     assert request.trace_id == forward.trace_id == held.trace_id
     inside_held = {s.name for s in spans if s.parent_span_id == held.span_id}
     assert {"handler", "store commit"} <= inside_held, inside_held
+
+
+def test_a_group_the_store_could_not_keep_is_counted_and_only_sent_commits_are_timed(tmp_path):
+    """The disk fills: the write that fails fails its group before any COMMIT is sent. It
+    is counted in mcp_actors.store.errors by its type, and the commit histogram holds only
+    commits that were sent (none of them failed here)."""
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from engine.actors.session_actor import Lifetimes
+    from engine.actors.settings import Settings
+    from engine.actors.sqlite_store import SqliteBackend
+    from engine.demo import app as demo_app
+    from engine.local.asgi import McpAsgi
+    from engine.local.runtime import LocalRuntime
+    from engine.observe.telemetry import Telemetry
+    from inproc import Harness
+
+    reader = InMemoryMetricReader()
+
+    def points(name: str) -> list:
+        return [p for rm in reader.get_metrics_data().resource_metrics for sm in rm.scope_metrics
+                for m in sm.metrics if m.name == name for p in m.data.data_points]
+
+    async def go():
+        backend = SqliteBackend(tmp_path / "state.db")
+        settings = Settings()
+        settings.lifetimes = Lifetimes()
+        asgi = McpAsgi(LocalRuntime(demo_app, settings.http, backend, settings.lifetimes), settings)
+        telemetry = Telemetry(asgi.runtime, False, "t", "1", metric_reader=reader)
+        await asgi.runtime.start()
+        h = Harness(demo_app, backend)
+        h.runtime = asgi.runtime
+        sid = await h.initialize()
+        pages = backend.db.execute("PRAGMA page_count").fetchone()[0]
+        backend.db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full from now on
+        r = await h.call(sid, 2, "tools/call", {"name": "echo", "arguments": {"text": "x" * 20000}})
+        assert r.status == 503
+        backend.db.execute("PRAGMA max_page_count = 1000000")
+        errors = points("mcp_actors.store.errors")
+        assert [(p.attributes["error.type"], p.value >= 1) for p in errors] == [("OperationalError", True)]
+        timed = points("mcp_actors.store.commit.duration")
+        assert timed and all("error.type" not in p.attributes for p in timed)
+        assert sum(p.count for p in timed) >= 1
+        await asgi.runtime.stop()
+        telemetry.close()
+        backend.close()
+
+    asyncio.run(go())

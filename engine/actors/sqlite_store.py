@@ -235,8 +235,9 @@ class SqliteBackend:
         Returns why it failed, or None."""
         if not self._in_tx or self._savepoints:
             return None
-        started = time.perf_counter()
+        started: float | None = None
         if self._failed is None:
+            started = time.perf_counter()
             try:
                 self.db.execute("COMMIT")
             except sqlite3.Error as exc:
@@ -246,7 +247,9 @@ class SqliteBackend:
                     self._help_restart()
         failed, self._failed = self._failed, None
         if self.on_commit is not None:
-            self.on_commit(time.perf_counter() - started, None if failed is None else type(failed).__name__)
+            # A group that failed at one of its statements never sent its COMMIT: not timed.
+            self.on_commit(None if started is None else time.perf_counter() - started,
+                           None if failed is None else type(failed).__name__)
         self._in_tx = False
         self.commit_failure = None if failed is None else str(failed)
         if failed is not None:

@@ -214,7 +214,7 @@ class PostgresBackend:
         #: Why the last commit failed; cleared by the next commit or heartbeat that succeeds
         #: (a heartbeat is a committed write too, so it probes for us).
         self.commit_failure: str | None = None
-        self.on_commit: Callable[[float, str | None], None] | None = None
+        self.on_commit: Callable[[float | None, str | None], None] | None = None
         self.groups = 0  # counters, for tests and the bench
         self.fenced = 0
 

@@ -78,6 +78,10 @@ class Metrics:
             COMMIT_DURATION, unit="s",
             description="commits the store sent (a group of writes, of one or many sessions and tasks), and how "
                         "long each took; error.type names a failed one's error")
+        self.store_errors = meter.create_counter(
+            "mcp_actors.store.errors", unit="{group}",
+            description="groups of writes the store could not keep, by error.type (the failed statement's or "
+                        "commit's error): their requests were answered 503 and their sessions reloaded")
         runtime.backend.on_commit = self.committed
         self.refused = meter.create_counter(
             "mcp_actors.http.refused", unit="{request}",
@@ -131,8 +135,13 @@ class Metrics:
             self.session.record(max(0.0, time.time() - state.opened),
                                 {"mcp.protocol.version": state.version, **_TRANSPORT})
 
-    def committed(self, seconds: float, error: str | None) -> None:
-        self.commit.record(seconds, {"error.type": error} if error else {})
+    def committed(self, seconds: float | None, error: str | None) -> None:
+        """A group ended: its commit's duration (none if it failed before one was sent),
+        and a failure counted by its type either way."""
+        if seconds is not None:
+            self.commit.record(seconds, {"error.type": error} if error else {})
+        if error:
+            self.store_errors.add(1, {"error.type": error})
 
     def exposition(self) -> tuple[bytes, str]:
         """The Prometheus text format of every series, and its content type."""

@@ -98,9 +98,10 @@ class Backend(Protocol):
     #: succeeds again: while set, the process is not ready for traffic (``/readyz`` 503).
     commit_failure: str | None
 
-    #: Told of each commit the backend sends (seconds it took; the failure's type name, or
-    #: None): the metrics set it. A backend that commits nothing (memory) never calls it.
-    on_commit: Callable[[float, str | None], None] | None
+    #: Told of each group the backend ends (seconds its commit took, or None if the group
+    #: failed before a commit was sent; the failure's type name, or None): the metrics set
+    #: it. A backend that commits nothing (memory) never calls it.
+    on_commit: Callable[[float | None, str | None], None] | None
 
     async def probe(self) -> None:
         """While ``commit_failure`` is set, try a small real commit (on no one's behalf),
