@@ -25,7 +25,7 @@ from typing import Any, Awaitable, Callable, Mapping, Protocol
 import msgspec
 
 from ..app.context import CapabilityError
-from ..protocol import http, modern, router, spec
+from ..protocol import http, modern, operator, router, spec
 from ..protocol.auth import owner_of
 from ..protocol.http import HttpError
 from ..protocol.jsonrpc import Message, ProtocolError
@@ -304,12 +304,12 @@ class Front:
 
     @staticmethod
     def health(method: str, path: str, unready: str | None) -> Response:
-        """``/healthz`` and ``/readyz`` (:func:`engine.protocol.http.health`)."""
-        return Front.plain(*http.health(method, path, unready))
+        """``/healthz`` and ``/readyz`` (:func:`engine.protocol.operator.health`)."""
+        return Front.plain(*operator.health(method, path, unready))
 
     @staticmethod
     def plain(status: int, headers: tuple[tuple[str, str], ...], body: bytes) -> Response:
-        """A whole answer with its length (an operator's endpoint, :func:`http.read_only`)."""
+        """A whole answer with its length (an operator's endpoint, :func:`operator.read_only`)."""
         return Response(status, _encode(headers) + [(b"content-length", b"%d" % len(body))], body)
 
     # -- the response ----------------------------------------------------------------------

@@ -17,7 +17,7 @@ from ..actors.auth import gate_from
 from ..actors.connection import Connection
 from ..actors.front import Front, Response
 from ..actors.settings import Settings
-from ..protocol import http, request_state
+from ..protocol import http, operator, request_state
 from .fetch import fetch_json
 from .runtime import LocalRuntime
 
@@ -140,7 +140,7 @@ class McpAsgi:
                 await self._metrics_port(scope, receive, send)
                 return
             started = time.perf_counter()
-        if scope["path"] in http.HEALTH_PATHS:
+        if scope["path"] in operator.HEALTH_PATHS:
             response = self.front.health(scope["method"], scope["path"], self.runtime.unready())
             await send_response(self.front, response, receive, send)
             return
@@ -159,7 +159,7 @@ class McpAsgi:
 
     async def _metrics_port(self, scope: dict, receive: Callable, send: Callable) -> None:
         """The metrics port: ``/metrics``, ``/healthz`` and ``/readyz``; nothing of MCP."""
-        response = self.front.plain(*http.metrics_port(
+        response = self.front.plain(*operator.metrics_port(
             scope["method"], scope["path"], self.runtime.unready(), self.telemetry.exposition))
         await send_response(self.front, response, receive, send)
 
