@@ -6,7 +6,7 @@ window of the throughput scenarios. Each recording is kept twice under bench/res
 the collapsed stacks (`.collapsed`: the flame graph's data, which speedscope.app and
 flamegraph.pl open) and an SVG flame graph drawn from them. A summary says where the CPU
 went by layer (uvicorn, the event loop, the protocol core, the actors, the SQLite store...),
-which is how the README explains the targets that are out of reach.
+which is how docs/benchmarks.md explains the targets that are out of reach.
 
 Figures measured while profiling are marked as such: the sampler takes CPU from the load's
 core, so a profiled run's throughput is not the one to compare.

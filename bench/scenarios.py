@@ -43,7 +43,7 @@ class Plan:
         result = run()
         cpu = server.cpu_seconds() - cpu
         # The server's CPU per request and how busy its core was: with the core saturated,
-        # throughput is the inverse of the first (README, "Where the time goes").
+        # throughput is the inverse of the first (docs/benchmarks.md, "Where the time goes").
         result["cpu_us"] = 1e6 * cpu / max(1, result["requests"])
         result["busy"] = cpu / max(1e-9, result["seconds"])
         if recording is not None:

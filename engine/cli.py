@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     cluster, workers = _is_cluster(store), values["--workers"]
     if workers > 1 and not cluster:
         raise SystemExit("error: --workers: several processes need a store they can share: pass --store "
-                         "postgresql://... (an SQLite file is served by one process; see the README)")
+                         "postgresql://... (an SQLite file is served by one process; see docs/cluster.md)")
     from .local import logs
 
     logs.configure(values["--log-level"], values["--log-format"])

@@ -42,15 +42,15 @@ def test_bad_app_spec_is_a_clear_error():
 
 
 def test_the_readme_documents_every_setting_with_its_default():
-    """Every flag in the settings table is in README's tables, with its Worker variable and
+    """Every flag in the settings table is in the settings page's tables, with its Worker variable and
     its default as the code has it (so the two cannot drift)."""
     from engine.actors.settings import OPTIONS, shown
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "http-and-limits.md").read_text()
     rows = {line.split("|")[1].strip(): line for line in readme.splitlines() if line.startswith("| `--")}
     for option in OPTIONS:
         row = rows.get(f"`{option.flag}`")
-        assert row is not None, f"{option.flag} is not in README"
+        assert row is not None, f"{option.flag} is not in docs/http-and-limits.md"
         cells = [c.strip() for c in row.split("|")[1:-1]]
         assert cells[1] == (f"`{option.env}`" if option.env else "—"), option.flag
         assert cells[2] == shown(option), (option.flag, cells[2], shown(option))

@@ -314,7 +314,7 @@ def from_env(get: Callable[[str], Any], extra: Mapping[str, str] = {}) -> Settin
 
 
 def shown(option: Option) -> str:
-    """An option's default as help and README show it."""
+    """An option's default as help and docs/http-and-limits.md show it."""
     default = option.default
     if option.switch or isinstance(default, bool):
         return "on" if default else "off"

@@ -9,7 +9,7 @@ idle scrape costs the hot path nothing.
 Names follow OpenTelemetry's semantic conventions for MCP where they define one
 (``mcp.server.operation.duration``, seconds, with ``mcp.method.name``, ``gen_ai.tool.name``,
 ``mcp.protocol.version``, ``error.type``); the engine's own are under ``mcp_actors.`` and
-documented in the README's "Observability". Prometheus sees them through the SDK's
+documented in docs/observability.md. Prometheus sees them through the SDK's
 Prometheus reader (dots become underscores, units and ``_total`` are appended).
 """
 

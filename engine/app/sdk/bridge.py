@@ -218,7 +218,7 @@ class SdkApp(App):
             out.append(f"its custom HTTP routes ({paths}) are not served by the engine")
         if getattr(self.server, "_token_verifier", None) or getattr(self.server, "_auth_server_provider", None):
             out.append("its auth settings (token verifier, auth server provider) are not applied: "
-                       "use the engine's --auth-* settings (README, Authorization)")
+                       "use the engine's --auth-* settings (docs/authorization.md)")
         return out
 
     async def call(self, ctx: Context, method: str, params: dict) -> Any:

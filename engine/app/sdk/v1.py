@@ -91,7 +91,7 @@ class FastMcpApp(SdkApp):
         out = super().unbridged()
         settings = getattr(self.server, "settings", None)
         if getattr(settings, "auth", None) is not None:
-            out.append("its auth settings are not applied: use the engine's --auth-* settings (README, Authorization)")
+            out.append("its auth settings are not applied: use the engine's --auth-* settings (docs/authorization.md)")
         own = [cls.__name__ for cls in self.low.notification_handlers
                if cls not in (types.ProgressNotification,)]
         if own:
