@@ -455,3 +455,34 @@ def test_the_worker_and_its_objects_write_json_log_lines_naming_the_request(work
     assert record["level"] == "info" and record["logger"] == "engine" and record["time"].endswith("Z")
     assert record["session_id"] == sid and record["method"] == "tools/call" and record["trace_id"] == trace_id
     assert "intentionally returns an error" in record["message"]
+
+
+# -- the bundle's budget -------------------------------------------------------------------------
+
+
+def test_the_engine_bundle_stays_within_its_budget(capsys):
+    """What wrangler would upload for the engine's Worker, against bench/bundle.py's budget."""
+    from bench import bundle
+
+    _require_wrangler()
+    vendor()
+    line = bundle.check("engine")
+    with capsys.disabled():
+        print(f"\n{line}")
+
+
+def test_a_bundle_past_its_budget_fails_the_guard(tmp_path):
+    """The guard fails, naming the sizes, once the bundle grows past its budget: here the
+    Worker's folder with 1.5 MiB of incompressible bytes added to python_modules/."""
+    import shutil
+
+    from bench import bundle
+
+    _require_wrangler()
+    vendor()
+    shutil.copy(ROOT / "wrangler.toml", tmp_path / "wrangler.toml")
+    shutil.copytree(ROOT / "worker", tmp_path / "worker", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "python_modules", tmp_path / "python_modules", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "python_modules" / "ballast.py").write_text(f"BALLAST = {os.urandom(1536 * 1024).hex()!r}\n")
+    with pytest.raises(bundle.OverBudget, match=r"engine bundle: .* MiB compressed \(budget 1 MiB compressed\): over"):
+        bundle.check("engine", tmp_path)

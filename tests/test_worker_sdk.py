@@ -104,3 +104,12 @@ def test_the_hkdf_shim_derives_what_cryptography_does():
         real = HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(b"key material")
         ours = shim.HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(b"key material")
         assert ours == real
+
+
+def test_the_bundle_with_the_sdk_stays_within_its_budget(worker_sdk, capsys):
+    """The Worker with the official SDK vendored (each major), against bench/bundle.py's budget."""
+    from bench import bundle
+
+    line = bundle.check("sdk")
+    with capsys.disabled():
+        print(f"\n{line}")
