@@ -6,6 +6,7 @@ import asyncio
 import re
 import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 from . import clients, hostile, load, profile, servers
@@ -300,7 +301,9 @@ def sdk_app(plan: Plan) -> None:
                 lambda: servers.engine("--json-response", store="sqlite", app=sdk_app_spec), sse=False)
 
 
-def _workerd_cost(plan: Plan, server, label: str, script: str, env: dict, check) -> float | None:
+def _workerd_cost(plan: Plan, server, label: str, script: str, env: dict, check, per_item: int = 1) -> float | None:
+    """workerd's CPU per request (``per_item``: requests per item, 2 for a handshake's
+    initialize and initialized), at 4 connections."""
     try:
         check()
     except clients.CheckFailed as exc:
@@ -309,10 +312,10 @@ def _workerd_cost(plan: Plan, server, label: str, script: str, env: dict, check)
     load.run(server.url, script, plan.warmup, 4, env=env)
     before = server.workerd_cpu()
     result = load.run(server.url, script, plan.seconds, 4, env=env)
-    per = 1000 * (server.workerd_cpu() - before) / max(1, result["requests"])
-    plan.add("k", label, "CPU ms/request", per, "ms",
-             f"{result['rps']:,.0f} req/s on 4 connections; p50 {result['p50_ms']:.1f} ms"
-             + (f", {result['errors']} errors" if result["errors"] else ""))
+    per = 1000 * (server.workerd_cpu() - before) / max(1, result["requests"] / per_item)
+    plan.add("k", label, "CPU ms/request" if per_item == 1 else "CPU ms/handshake", per, "ms",
+             f"{result['rps']:,.0f} req/s on 4 connections; p50 {result['p50_ms']:.1f} ms, "
+             f"p99 {result['p99_ms']:.1f} ms" + (f", {result['errors']} errors" if result["errors"] else ""))
     return per
 
 
@@ -341,8 +344,47 @@ def worker(plan: Plan) -> None:
         if modern is not None and session is not None:
             plan.add("k", "one Durable Object hop", "CPU ms/request", session - modern, "ms",
                      "the session request's CPU less the stateless one's: the hop and the session actor's work")
+            plan.add("k", "session / stateless", "CPU ratio", session / modern, "",
+                     "a session-era call's CPU against a 2026-07-28 call's (target 1.5)")
+        _workerd_cost(plan, server, "Worker + session DO, handshake", load.HANDSHAKE, {}, lambda: None, per_item=2)
     finally:
         server.stop()
+    _cloudflare_peers(plan, wrangler)
+
+
+def _cloudflare_peers(plan: Plan, wrangler) -> None:
+    """Cloudflare's own TypeScript handlers (the agents package, pinned in bench/peers/cf_agents):
+    createMcpHandler (stateless, the one Cloudflare recommends) for a 2026-07-28 call, and
+    McpAgent (a Durable Object per session) for a session-era call and a handshake, under the
+    same wrangler dev, the same echo tool, the same load."""
+    import tempfile
+
+    peers = Path(__file__).resolve().parent / "peers" / "cf_agents"
+    if not (peers / "node_modules" / "agents").exists():
+        plan.add("k", "Cloudflare's agents", "CPU ms/request", None, "",
+                 "not run: cd bench/peers/cf_agents && npm install")
+        return
+    handler = wrangler.Wrangler("", tempfile.mkdtemp(prefix="mcp-actors-bench-wrangler-"), root=peers / "handler")
+    try:
+        _workerd_cost(plan, handler, "createMcpHandler (TypeScript, 2026-07-28 echo)", load.MODERN_CALL, {},
+                      lambda: clients.check_modern_echo(handler.url))
+    finally:
+        handler.stop()
+    agent = wrangler.Wrangler("", tempfile.mkdtemp(prefix="mcp-actors-bench-wrangler-"), root=peers / "agent")
+    try:
+        sid = clients.open_session(agent.url)
+        _workerd_cost(plan, agent, "McpAgent (TypeScript, session DO, SSE echo)", load.CALL, {"MCP_SID": sid},
+                      lambda: clients.check_echo(agent.url, sid, expect_sse=True))
+        _workerd_cost(plan, agent, "McpAgent, handshake", load.HANDSHAKE, {}, lambda: None, per_item=2)
+    finally:
+        agent.stop()
+    for ours, theirs, metric in (
+            ("Worker alone (2026-07-28 echo)", "createMcpHandler (TypeScript, 2026-07-28 echo)", "CPU ms/request"),
+            ("Worker + session DO (SSE echo)", "McpAgent (TypeScript, session DO, SSE echo)", "CPU ms/request"),
+            ("Worker + session DO, handshake", "McpAgent, handshake", "CPU ms/handshake")):
+        a, b = plan.value("k", ours, metric), plan.value("k", theirs, metric)
+        if a and b:
+            plan.add("k", f"{ours} / {theirs}", "CPU ratio", a / b, "", "ours against Cloudflare's, same run")
 
 
 def telemetry(plan: Plan) -> None:
