@@ -486,3 +486,25 @@ def test_a_bundle_past_its_budget_fails_the_guard(tmp_path):
     (tmp_path / "python_modules" / "ballast.py").write_text(f"BALLAST = {os.urandom(1536 * 1024).hex()!r}\n")
     with pytest.raises(bundle.OverBudget, match=r"engine bundle: .* MiB compressed \(budget 1 MiB compressed\): over"):
         bundle.check("engine", tmp_path)
+
+
+def test_a_refused_request_whose_body_comes_late_keeps_its_connection(worker_demo):
+    """The Worker refuses a POST (406) from its head alone; its body arrives a moment later.
+    The connection must still serve the client's next request: workerd closes a connection
+    whose request body went unread, so the Worker reads it (within the body limit) first."""
+    import socket
+
+    host, port = worker_demo.url.split("//")[1].split("/")[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(f"POST /mcp HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: application/json\r\n"
+                  "Content-Type: application/json\r\nMcp-Protocol-Version: 2025-11-25\r\nContent-Length: 2\r\n\r\n"
+                  .encode())
+        time.sleep(0.2)  # the Worker has answered from the head by now
+        s.sendall(b"{}")
+        first = s.recv(65536)
+        assert first.startswith(b"HTTP/1.1 406"), first[:200]
+        while b'"jsonrpc"' not in first or not first.rstrip().endswith(b"}"):
+            first += s.recv(65536)
+        s.sendall(f"PUT /mcp HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 0\r\n\r\n".encode())
+        second = s.recv(65536)
+        assert second.startswith(b"HTTP/1.1 405"), second[:200]

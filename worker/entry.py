@@ -41,6 +41,23 @@ _encode = msgspec.json.Encoder().encode
 _fronts: dict = {}
 
 
+async def _drain(request, headers: dict, limit: int) -> None:
+    """Read the body of a request refused before it was read, if it is within the body limit.
+    workerd closes a connection whose request body it did not read, and a client that sent
+    its body a moment after the head, and its next request on the same connection, then finds
+    the connection closed under it (``Server disconnected`` without any answer). Past the
+    limit the connection may go: the client was told it sent too much."""
+    try:
+        length = int(headers.get("content-length") or 0)
+    except ValueError:
+        return
+    if 0 < length <= limit:
+        try:
+            await request.bytes()
+        except Exception:  # the client went away: nothing to keep alive
+            pass
+
+
 class Default(WorkerEntrypoint):
     async def fetch(self, request):
         hub.use_outbox(Outbox())  # this request's own (see hub.py)
@@ -54,13 +71,17 @@ class Default(WorkerEntrypoint):
             return await internal.call(self.env.SESSIONS, f"contract-{session_ids.mint('contract')}",
                                        {contract_hook.HEADER: url.path[len(contract_hook.PATH):]})
         headers = {name.lower(): value for name, value in request.headers.items()}
+        read = []
 
         async def read_body(_limit: int) -> bytes:
+            read.append(True)
             return await request.bytes()
 
         admitted = await front.admit(request.method, url.path, url.query, headers, read_body,
                                      base_url=f"{url.scheme}://{url.netloc}")
         if not isinstance(admitted, tuple):
+            if not read:
+                await _drain(request, headers, front.config.max_body)
             return Response(admitted.body or None, status=admitted.status, headers=str_headers(admitted.headers))
         r, msg, body = admitted
         if msg is not None:
