@@ -331,11 +331,13 @@ def worker(plan: Plan) -> None:
     wrangler.vendor()
     floor = wrangler.Wrangler("", tempfile.mkdtemp(prefix="mcp-actors-bench-wrangler-"), root=wrangler.floor_root())
     try:
+        _startup(plan, floor, "Python Worker floor")
         _workerd_cost(plan, floor, "Python Worker floor (fixed bytes)", load.MODERN_CALL, {}, lambda: None)
     finally:
         floor.stop()
     server = wrangler.Wrangler("engine.demo:app", tempfile.mkdtemp(prefix="mcp-actors-bench-wrangler-"), "bench")
     try:
+        _startup(plan, server, "the engine's Worker")
         modern = _workerd_cost(plan, server, "Worker alone (2026-07-28 echo)", load.MODERN_CALL, {},
                                lambda: clients.check_modern_echo(server.url))
         sid = clients.open_session(server.url)
@@ -349,7 +351,37 @@ def worker(plan: Plan) -> None:
         _workerd_cost(plan, server, "Worker + session DO, handshake", load.HANDSHAKE, {}, lambda: None, per_item=2)
     finally:
         server.stop()
+    _sdk_startup(plan, wrangler)
     _cloudflare_peers(plan, wrangler)
+
+
+def _startup(plan: Plan, server, label: str) -> None:
+    """From ``wrangler dev``'s start to the Worker's first answer: workerd's CPU (its boot, the
+    isolate, the Python runtime and the Worker's top-level import) and the wall time."""
+    plan.add("k", f"start-up, {label}", "CPU s to first answer", server.startup_cpu, "s",
+             f"{server.startup_seconds:.1f} s wall from wrangler dev's start")
+
+
+def _sdk_startup(plan: Plan, wrangler) -> None:
+    """The same with the official SDK vendored (``worker/vendor.sh --mcp 2``) and an SDK app
+    served: what the SDK's imports add to a fresh isolate."""
+    import shutil
+    import tempfile
+
+    apps = wrangler.ROOT / "python_modules" / "sdk_apps"
+    try:
+        wrangler.vendor("--mcp", "2")
+        shutil.copytree(wrangler.ROOT / "tests" / "sdk_apps", apps, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__", "tasked.py"))
+        server = wrangler.Wrangler("sdk_apps.everything_sdk:mcp", tempfile.mkdtemp(prefix="mcp-actors-bench-wrangler-"),
+                                   "bench")
+        try:
+            _startup(plan, server, "the engine's Worker with the SDK (mcp 2.x app)")
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(apps, ignore_errors=True)
+        wrangler.vendor()
 
 
 def _cloudflare_peers(plan: Plan, wrangler) -> None:

@@ -93,6 +93,9 @@ class Wrangler:
         self.url = self.proxy_url
         self.proc: subprocess.Popen | None = None
         self.log_path = Path(state_dir) / "wrangler.log"
+        #: From the last start to its first answer: wall seconds, and workerd's CPU seconds
+        #: (the runtime's boot and the Worker's top-level import included).
+        self.startup_seconds = self.startup_cpu = 0.0
         self.start()
 
     def start(self) -> None:
@@ -106,6 +109,7 @@ class Wrangler:
         logged = log.tell()
         if self.root != ROOT:
             cmd[0:2] = [str(NODE_MODULES / ".bin" / "wrangler")]
+        began = time.monotonic()
         self.proc = subprocess.Popen(cmd, cwd=self.root, env=environment(), start_new_session=True,
                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 180
@@ -114,6 +118,7 @@ class Wrangler:
                 raise RuntimeError(f"wrangler dev exited:\n{self.log()[-3000:]}")
             try:
                 httpx.get(self.proxy_url.replace("/mcp", "/"), timeout=2)
+                self.startup_seconds, self.startup_cpu = time.monotonic() - began, self.workerd_cpu()
                 self.url = self._user_worker_url(logged)
                 return
             except httpx.TransportError:
