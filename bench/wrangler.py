@@ -129,12 +129,14 @@ class Wrangler:
     def _user_worker_url(self, logged: int) -> str:
         """The address workerd serves the Worker on, behind wrangler's ProxyWorker.
 
-        Requests go there directly: on a loaded 2-core machine the ProxyWorker now and then
-        answers 500 "Network connection lost" for a request the Worker never saw (a known
-        ``wrangler dev`` defect: cloudflare/workers-sdk #4561, #15317, #15451), which is a
-        fault of the dev proxy, not of the Worker under test. The address changes on each
-        start, so it is read from this start's part of the log; if wrangler stops logging
-        it, the proxied address is used."""
+        Requests go there directly, as Cloudflare's edge would send them: one hop fewer, and
+        what the Worker does to a connection is seen as it is. The ProxyWorker hid it as a
+        500 "Network connection lost" now and then under load (seen as wrangler dev's
+        defect, cloudflare/workers-sdk #4561, #15317); going direct showed the cause: workerd
+        closes a connection whose request body the Worker did not read, which the Worker now
+        does (``worker/entry.py``, ``_drain``). The address changes on each start, so it is
+        read from this start's part of the log; if wrangler stops logging it, the proxied
+        address is used."""
         with open(self.log_path, "rb") as f:
             f.seek(logged)
             found = re.findall(rb'"userWorkerUrl":(\{[^}]*\})', f.read())
