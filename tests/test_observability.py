@@ -123,6 +123,10 @@ def test_metrics_count_what_was_served_and_stay_off_the_mcp_port(start_server):
     # The SQLite store's commits, timed; none failed.
     commits = [s for s in families["mcp_actors_store_commit_duration_seconds"] if s.name.endswith("_count")]
     assert len(commits) == 1 and commits[0].value >= 2 and "error_type" not in commits[0].labels
+    # ... and their sizes: every commit carried at least one write, and together at least the
+    # events of the calls (each call's response is an event written to its stream's log).
+    assert value(families, "mcp_actors_store_commit_size_count") == commits[0].value
+    assert value(families, "mcp_actors_store_commit_size_sum") >= RAW_CALLS + commits[0].value - 1
     assert "process_cpu_seconds" in families  # prometheus_client's own process series ride along
 
 
@@ -240,6 +244,7 @@ def test_two_processes_count_forwards_claims_and_commits_and_serve_every_dashboa
     assert value(on_a, "mcp_actors_store_commits_total") >= 2 and value(on_a, "mcp_actors_store_fenced_total") == 0
     # Each PostgreSQL group commit is timed too.
     assert value(on_a, "mcp_actors_store_commit_duration_seconds_count") >= 2
+    assert value(on_a, "mcp_actors_store_commit_size_sum") >= RAW_CALLS  # each call's event, at least
     assert value(on_a, "mcp_actors_sessions", mcp_actors_session_state="live") == 1
     exposed = {s.name for families in (on_a, on_b) for samples in families.values() for s in samples}
     labels = {k for families in (on_a, on_b) for samples in families.values() for s in samples for k in s.labels}
@@ -459,6 +464,24 @@ def test_spans_and_metrics_carry_every_conventional_attribute(tmp_path):
             r, msg, _ = modern_call(c, server.url, 6, "tools/call", {"name": "echo", "arguments": {"text": "now"}},
                                     meta={"traceparent": f"00-{trace_id}-{parent_id}-01"})
             assert msg["result"]["content"][0]["text"] == "now"
+            # The HTTP+SSE transport (2024-11-05): POSTs to /messages, answers on the GET stream.
+            from sse_client import events as sse_events
+            from test_legacy_sse import open_legacy, post
+
+            ctx, stream, messages = open_legacy(c, server.url.replace("/mcp", "/sse"))
+            try:
+                legacy_sid = messages.rsplit("=", 1)[1]
+                assert post(c, messages, {"jsonrpc": "2.0", "id": "l1", "method": "initialize", "params": {
+                    "protocolVersion": "2024-11-05", "capabilities": {},
+                    "clientInfo": {"name": "raw", "version": "0"}}}).status_code == 202
+                assert post(c, messages, {"jsonrpc": "2.0", "id": "l2", "method": "tools/call",
+                                          "params": {"name": "echo", "arguments": {"text": "legacy"}}}).status_code == 202
+                got = sse_events(stream)
+                while (m := next(got).message) is None or m.get("id") != "l2":
+                    pass
+                assert m["result"]["content"][0]["text"] == "legacy"
+            finally:
+                ctx.__exit__(None, None, None)
         asyncio.run(_sampled(server.url))
     finally:
         engine_log.removeHandler(handler)
@@ -508,6 +531,10 @@ def test_spans_and_metrics_carry_every_conventional_attribute(tmp_path):
     modern = one("tools/call echo", "6")
     assert modern.attributes["mcp.protocol.version"] == "2026-07-28" and "mcp.session.id" not in modern.attributes
     assert format(modern.context.trace_id, "032x") == trace_id and "handler" in children(modern)
+
+    legacy = one("tools/call echo", "l2")
+    assert legacy.attributes["mcp.session.id"] == legacy_sid and legacy.attributes["gen_ai.tool.name"] == "echo"
+    assert "handler" in children(legacy) and legacy.status.status_code.name == "UNSET"
 
     created = one("tools/call slow", "5")
     run = one("task slow", kind="INTERNAL")

@@ -292,7 +292,7 @@ class Front:
         if msg is not None:
             log_context.serving(r.session_id, msg, headers.get("traceparent"))
             if tracing.TRACER is not None and msg.method is not None:
-                trace = tracing.TRACER.begin(msg, headers)
+                trace = tracing.TRACER.begin(msg, headers, r.session_id)
         try:
             response = await self.serve(r, msg, host, body)
         except BaseException as exc:

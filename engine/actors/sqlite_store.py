@@ -132,6 +132,7 @@ class SqliteBackend:
         #: a namespace that wrote in a failed group learns it at its next flush, even
         #: if that comes after the group ended.
         self._group = 0
+        self._writes = 0  # in the open group
         self._failures: dict[int, str] = {}
         self.commit_failure: str | None = None
         self.on_commit: Callable[[float, str | None], None] | None = None
@@ -181,6 +182,7 @@ class SqliteBackend:
     def write(self, sql: str, args: tuple) -> int:
         """Run a write in the open group (opening one if need be); returns the group's number."""
         self._begin()
+        self._writes += 1
         self._exec(sql, args)
         return self._group
 
@@ -249,7 +251,8 @@ class SqliteBackend:
         if self.on_commit is not None:
             # A group that failed at one of its statements never sent its COMMIT: not timed.
             self.on_commit(None if started is None else time.perf_counter() - started,
-                           None if failed is None else type(failed).__name__)
+                           None if failed is None else type(failed).__name__, self._writes)
+        self._writes = 0
         self._in_tx = False
         self.commit_failure = None if failed is None else str(failed)
         if failed is not None:

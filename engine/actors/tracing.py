@@ -31,8 +31,9 @@ FORWARDED = "forwarded"  # the holder's side of a forward
 class Tracer(Protocol):
     """What :mod:`engine.observe.traces` provides."""
 
-    def begin(self, msg: Message, headers: Mapping[str, str]) -> Any:
-        """The SERVER span of a request just admitted, current in this task from now."""
+    def begin(self, msg: Message, headers: Mapping[str, str], session_id: str | None) -> Any:
+        """The SERVER span of a request just admitted, current in this task from now
+        (``session_id``: its session's, from the header or, for HTTP+SSE, the query)."""
 
     def start(self, name: str, attributes: Mapping[str, Any], kind: str, task: bool,
               parent: Mapping[str, str] | None) -> Any:

@@ -214,7 +214,7 @@ class PostgresBackend:
         #: Why the last commit failed; cleared by the next commit or heartbeat that succeeds
         #: (a heartbeat is a committed write too, so it probes for us).
         self.commit_failure: str | None = None
-        self.on_commit: Callable[[float | None, str | None], None] | None = None
+        self.on_commit: Callable[[float | None, str | None, int], None] | None = None
         self.groups = 0  # counters, for tests and the bench
         self.fenced = 0
 
@@ -415,6 +415,7 @@ class PostgresBackend:
     async def _commit(self, group: _Group) -> None:
         future = group.future
         started = time.perf_counter()
+        args: tuple | None = None
         try:
             args = self._arguments(group.spaces)
             con = await self._commit_connection()
@@ -429,7 +430,7 @@ class PostgresBackend:
                                        "was kept")
             self.commit_failure = _reason(exc)
             if self.on_commit is not None:
-                self.on_commit(time.perf_counter() - started, type(exc).__name__)
+                self.on_commit(time.perf_counter() - started, type(exc).__name__, _writes(args))
             for s in group.spaces:
                 if s.failed is None:
                     s.failed = failure
@@ -443,7 +444,7 @@ class PostgresBackend:
             self.groups += 1
             self.commit_failure = None
             if self.on_commit is not None:
-                self.on_commit(time.perf_counter() - started, None)
+                self.on_commit(time.perf_counter() - started, None, _writes(args))
             if rows:
                 refused = {row[0] for row in rows}
                 log.warning("store: the writes of %s were refused: another process holds it now",
@@ -625,6 +626,13 @@ class PostgresBackend:
             if _connection_error(exc):
                 raise StoreUnavailable(f"the database did not answer ({_reason(exc)})") from None
             raise
+
+
+def _writes(args: tuple | None) -> int:
+    """The writes in a group's commit arguments: keys put and deleted, alarms set, namespaces dropped."""
+    if not args:
+        return 0
+    return len(args[5]) + len(args[7]) + len(args[9]) + len(args[11])
 
 
 def _reason(exc: BaseException) -> str:

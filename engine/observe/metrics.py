@@ -35,6 +35,9 @@ DURATION_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 3
 OPERATION_DURATION = "mcp.server.operation.duration"
 SESSION_DURATION = "mcp.server.session.duration"
 COMMIT_DURATION = "mcp_actors.store.commit.duration"
+COMMIT_SIZE = "mcp_actors.store.commit.size"
+#: Writes per commit: one request writes a few; a group under load carries hundreds.
+SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 #: A commit takes a fraction of a millisecond to tens of them; the MCP buckets start at 10 ms.
 COMMIT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
 _TASK_STATUSES = (tasks.WORKING, tasks.INPUT_REQUIRED, tasks.COMPLETED, tasks.FAILED, tasks.CANCELLED)
@@ -65,6 +68,7 @@ class Metrics:
         views = [View(instrument_name=name, aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS))
                  for name in (OPERATION_DURATION, SESSION_DURATION)]
         views.append(View(instrument_name=COMMIT_DURATION, aggregation=ExplicitBucketHistogramAggregation(COMMIT_BUCKETS)))
+        views.append(View(instrument_name=COMMIT_SIZE, aggregation=ExplicitBucketHistogramAggregation(SIZE_BUCKETS)))
         self.provider = MeterProvider(metric_readers=readers, resource=resource, views=views)
         meter = self.provider.get_meter("mcp-actors")
         self.operation = meter.create_histogram(
@@ -78,6 +82,10 @@ class Metrics:
             COMMIT_DURATION, unit="s",
             description="commits the store sent (a group of writes, of one or many sessions and tasks), and how "
                         "long each took; error.type names a failed one's error")
+        self.commit_size = meter.create_histogram(
+            COMMIT_SIZE, unit="{write}",
+            description="writes per commit the store sent (keys put or deleted, alarms set, of one or many "
+                        "sessions and tasks): how much each group commit carries")
         self.store_errors = meter.create_counter(
             "mcp_actors.store.errors", unit="{group}",
             description="groups of writes the store could not keep, by error.type (the failed statement's or "
@@ -135,11 +143,13 @@ class Metrics:
             self.session.record(max(0.0, time.time() - state.opened),
                                 {"mcp.protocol.version": state.version, **_TRANSPORT})
 
-    def committed(self, seconds: float | None, error: str | None) -> None:
-        """A group ended: its commit's duration (none if it failed before one was sent),
-        and a failure counted by its type either way."""
+    def committed(self, seconds: float | None, error: str | None, writes: int = 0) -> None:
+        """A group ended: its commit's duration (none if it failed before one was sent) and
+        size, and a failure counted by its type either way."""
         if seconds is not None:
-            self.commit.record(seconds, {"error.type": error} if error else {})
+            attributes = {"error.type": error} if error else {}
+            self.commit.record(seconds, attributes)
+            self.commit_size.record(writes, attributes)
         if error:
             self.store_errors.add(1, {"error.type": error})
 

@@ -60,7 +60,7 @@ class Traces:
         self.provider.add_span_processor(BatchSpanProcessor(exporter or OTLPSpanExporter()))
         self.tracer = self.provider.get_tracer("mcp-actors")
 
-    def begin(self, msg: Message, headers: Mapping[str, str]) -> _Live:
+    def begin(self, msg: Message, headers: Mapping[str, str], session_id: str | None = None) -> _Live:
         params = msg.params if isinstance(msg.params, dict) else {}
         meta = params.get("_meta")
         carrier = {k: meta[k] for k in _CARRIED if isinstance(meta, dict) and isinstance(meta.get(k), str)}
@@ -76,7 +76,7 @@ class Traces:
         uri = params.get("uri")
         if isinstance(uri, str) and msg.method in _NAMING_A_URI:  # on spans only: too many values for a metric
             attributes["mcp.resource.uri"] = uri
-        session = headers.get("mcp-session-id")
+        session = session_id or headers.get("mcp-session-id")
         if session:
             attributes["mcp.session.id"] = session
         target = operation_target(msg)

@@ -99,9 +99,10 @@ class Backend(Protocol):
     commit_failure: str | None
 
     #: Told of each group the backend ends (seconds its commit took, or None if the group
-    #: failed before a commit was sent; the failure's type name, or None): the metrics set
-    #: it. A backend that commits nothing (memory) never calls it.
-    on_commit: Callable[[float | None, str | None], None] | None
+    #: failed before a commit was sent; the failure's type name, or None; the writes in it:
+    #: keys put or deleted, alarms set): the metrics set it. A backend that commits nothing
+    #: (memory) never calls it.
+    on_commit: Callable[[float | None, str | None, int], None] | None
 
     async def probe(self) -> None:
         """While ``commit_failure`` is set, try a small real commit (on no one's behalf),
