@@ -249,6 +249,8 @@ def _serve(app: App, settings: Settings, values: dict, public: socket.socket, in
         lifespan="on",
         timeout_graceful_shutdown=5,
     ))
+    if asgi.telemetry is not None:
+        asgi.telemetry.metrics.observe_server(lambda: len(server.server_state.connections), http_protocol)
     try:
         server.run(sockets=sockets)
     except KeyboardInterrupt:

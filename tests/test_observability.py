@@ -67,6 +67,19 @@ def test_metrics_count_what_was_served_and_stay_off_the_mcp_port(start_server):
                       ).status_code == 404
         assert c.get(base + "/healthz").text == "ok\n" and c.get(base + "/readyz").text == "ok\n"
         assert c.post(base + "/metrics").status_code == 405
+        # Refused below the application: a request line that is not HTTP, and a head too large.
+        import socket
+
+        for raw in (b"NOT HTTP AT ALL\r\n\r\n", b"GET /mcp HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n"):
+            with socket.create_connection(("127.0.0.1", int(mcp.split(":")[2].split("/")[0])), timeout=10) as s:
+                s.sendall(raw)
+                assert s.recv(100).startswith((b"HTTP/1.1 400", b"HTTP/1.1 431"))
+        early = scrape(base)
+        assert value(early, "mcp_actors_connections_refused_total", mcp_actors_limit="malformed") == 1
+        assert value(early, "mcp_actors_connections_refused_total", mcp_actors_limit="head_too_large") == 1
+        assert value(early, "mcp_actors_connections_refused_total", mcp_actors_limit="busy") == 0
+        assert value(early, "mcp_actors_connections_shed_total") == 0
+        assert value(early, "mcp_actors_connections_open") >= 2  # this client's, and the scrape's
         with c.stream("GET", mcp, headers=headers(sid, accept="text/event-stream")) as listening:
             assert listening.status_code == 200
             assert value(scrape(base), "mcp_actors_streams_open") == 1  # the GET stream

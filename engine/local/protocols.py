@@ -96,6 +96,8 @@ def protocol_class(limits: ServerLimits) -> type:
     refuse_bad = http.raw_response(http.malformed_http())
     max_headers, max_bytes = limits.max_headers, limits.max_head_bytes
     clock = time.monotonic
+    reasons = {refuse_head: "head_too_large", refuse_slow_head: "head_timeout", refuse_slow_body: "body_timeout",
+               refuse_bad: "malformed"}
 
     class LimitedHttpTools(HttpToolsProtocol):
         # What the connection waits for, and until when (0: nothing): see _sweep.
@@ -111,11 +113,17 @@ def protocol_class(limits: ServerLimits) -> type:
         # per class, that is per server): awaiting a head not complete yet, and idle ones.
         _headless: dict = {}
         _idle: dict = {}
+        #: Connections refused below the application, by the limit (busy: at the cap with
+        #: none to shed), and those shed at the cap to admit a new one: counters for operators.
+        refused: dict[str, int] = dict.fromkeys(("busy", "head_too_large", "head_timeout", "body_timeout",
+                                                 "malformed"), 0)
+        shed = [0]
 
         # -- connections ------------------------------------------------------------------
 
         def connection_made(self, transport: Any) -> None:  # type: ignore[override]
             if len(self.server_state.connections) >= limits.max_connections and not self._shed_one():
+                self.refused["busy"] += 1
                 self._refused = True
                 transport.write(refuse_busy)
                 transport.close()
@@ -152,6 +160,7 @@ def protocol_class(limits: ServerLimits) -> type:
                     transport.close()
                     # Counted free now: its connection_lost comes only after the loop runs.
                     victim.server_state.connections.discard(victim)
+                    self.shed[0] += 1
                     return True
             return False
 
@@ -236,6 +245,7 @@ def protocol_class(limits: ServerLimits) -> type:
             self._waiting = "head"
 
         def _refuse(self, response: bytes) -> None:
+            self.refused[reasons[response]] += 1
             self._deadline = 0.0
             self.transport.write(response)
             self.transport.close()

@@ -136,6 +136,28 @@ class Metrics:
         self.operation.record(seconds, attributes)
         return attributes
 
+    def observe_server(self, open_connections: Callable[[], int], protocol: Any) -> None:
+        """The HTTP server's connections (the adapter knows its server): how many are open,
+        and, with the engine's protocol (``engine.local.protocols``), those refused by each
+        limit below the application and those shed at the cap."""
+        meter = self.provider.get_meter("mcp-actors")
+        meter.create_observable_gauge(
+            "mcp_actors.connections.open", callbacks=[_callback(lambda: [(open_connections(), {})])],
+            unit="{connection}", description="HTTP connections open on this process (the MCP and metrics ports)")
+        refused = getattr(protocol, "refused", None)
+        if refused is None:
+            return
+        meter.create_observable_counter(
+            "mcp_actors.connections.refused", unit="{connection}",
+            callbacks=[_callback(lambda: [(n, {"mcp_actors.limit": why}) for why, n in list(refused.items())])],
+            description="connections answered and closed below the application, by mcp_actors.limit: busy (503 at "
+                        "the cap, none to shed), head_too_large (431), head_timeout (408), body_timeout (408), "
+                        "malformed (400)")
+        meter.create_observable_counter(
+            "mcp_actors.connections.shed", unit="{connection}", callbacks=[_callback(lambda: [(protocol.shed[0], {})])],
+            description="connections closed at the cap to admit a new one (an incomplete head's first, then an idle "
+                        "one's)")
+
     def session_ended(self, state: SessionState) -> None:
         """A session ended here (DELETE or expiry): how long it lived, from its creation
         (which may have been in another process, or before a restart)."""
