@@ -385,9 +385,7 @@ class SessionActor:
             # Cleanup runs as a done-callback, not in _run: a cancel that lands before the
             # task's first step never executes _run's body at all.
             task.add_done_callback(lambda t: self._done(ctx, t, result))
-            if span is not None:
-                tracing.leave(span)
-                task.add_done_callback(lambda t: tracing.end(span, "cancelled" if t.cancelled() else None))
+            tracing.outlive(span, task)
             self.tasks[rid] = (task, ctx)
             return None
         tracing.end(span)

@@ -252,9 +252,7 @@ class StatelessRequest:
             return Reply(200, spec.CONTENT_JSON, self._payload(result))
         loop = asyncio.get_running_loop()
         task = loop.create_task(self._finish(result))  # inside the span
-        if span is not None:
-            tracing.leave(span)
-            task.add_done_callback(lambda t: tracing.end(span, "cancelled" if t.cancelled() else None))
+        tracing.outlive(span, task)
         self.signal = loop.create_future()
         await asyncio.wait((task, self.signal), return_when=asyncio.FIRST_COMPLETED)
         if self.conn is None and self.asked:

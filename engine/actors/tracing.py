@@ -85,6 +85,15 @@ def end(handle: Any, error: str | None = None, attributes: Mapping[str, Any] | N
         TRACER.end(handle, error, attributes)  # type: ignore[union-attr]
 
 
+def outlive(handle: Any, task: Any) -> None:
+    """``handle`` was started around the creation of ``task`` (so the task runs inside it):
+    it is left here, and ended when the task ends (``cancelled`` if it was)."""
+    if handle is not None:
+        tracer = TRACER
+        tracer.leave(handle)  # type: ignore[union-attr]
+        task.add_done_callback(lambda t: tracer.end(handle, "cancelled" if t.cancelled() else None))  # type: ignore[union-attr]
+
+
 def span(name: str, attributes: Mapping[str, Any] | None = None, kind: str = "internal") -> AbstractContextManager:
     """A span around a ``with`` block (an await), ERROR with the exception's type if it
     raises one."""

@@ -120,20 +120,19 @@ class Internal:
         msg = http.decode_body(body) if route.needs_body and body else None
         if msg is not None:
             log_context.serving(route.session_id, msg, headers.get("traceparent"))
+        span = None
         try:
-            actor = await self.runtime.get_here(route.session_id or "")
-        except StoreUnavailable:  # the database is away: the client hears the 503 it would from here
-            response = self.front.error(http.store_unavailable(msg), route, None)
-        else:
-            span = tracing.start(tracing.FORWARDED, {"mcp.method.name": msg.method} if msg and msg.method else None,
-                                 "server", parent=headers)
             try:
+                actor = await self.runtime.get_here(route.session_id or "")
+            except StoreUnavailable:  # the database is away: the client hears the 503 it would from here
+                response = self.front.error(http.store_unavailable(msg), route, None)
+            else:
+                span = tracing.start(tracing.FORWARDED, {"mcp.method.name": msg.method} if msg and msg.method else None,
+                                     "server", parent=headers)
                 response = await self.front.serve(route, msg, _Pinned(self.runtime, actor))
-                await send_response(self.front, response, receive, send)
-            finally:
-                tracing.end(span)
-            return
-        await send_response(self.front, response, receive, send)
+            await send_response(self.front, response, receive, send)
+        finally:
+            tracing.end(span)
 
     async def _body(self, receive: Callable) -> bytes | None:
         chunks, size = [], 0
