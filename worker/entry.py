@@ -28,6 +28,7 @@ import hub
 import internal
 import keys
 import log_lines
+import profiling
 import session_ids
 from hub import HUB_OBJECT
 from internal import Outbox
@@ -67,10 +68,14 @@ class Default(WorkerEntrypoint):
             front = _fronts["front"] = Front(config.settings(self.env), config.app(self.env),
                                              gate=config.gate(self.env))
         url = urlparse(request.url)
+        if config.test_hooks(self.env) and profiling.enabled(self.env):
+            if url.path == profiling.PATH:
+                return Response(profiling.report("reset" in url.query))
+            profiling.start()
         if url.path.startswith(contract_hook.PATH) and config.test_hooks(self.env):
             return await internal.call(self.env.SESSIONS, f"contract-{session_ids.mint('contract')}",
                                        {contract_hook.HEADER: url.path[len(contract_hook.PATH):]})
-        headers = {name.lower(): value for name, value in request.headers.items()}
+        headers = internal.headers_of(request)
         read = []
 
         async def read_body(_limit: int) -> bytes:
@@ -92,18 +97,20 @@ class Default(WorkerEntrypoint):
             await config.announcer(self.env).drain()  # announcements it made have reached the hub
             return respond(front, response, request)
         if r.action == router.SUBSCRIBE:
-            return await self._forward(HUB_OBJECT, r, body, request)
+            return await self._forward(HUB_OBJECT, r, body, request, headers)
         secret = await keys.signing_key(self.env, front.settings.secret)
         if r.action in router.CREATES:
             r.session_id = session_ids.mint(secret)
         elif not session_ids.genuine(secret, r.session_id or ""):
             refused = front.error(http.session_not_found(r.session_id or "", msg), r, headers)
             return Response(refused.body, status=refused.status, headers=str_headers(refused.headers))
-        return await self._forward(r.session_id, r, body, request)
+        if msg is not None and msg.method == "tools/call" and profiling.cut(self.env, "worker"):
+            return Response(profiling.CUT_BODY, headers={"content-type": "text/event-stream"})
+        return await self._forward(r.session_id, r, body, request, headers)
 
-    async def _forward(self, name: str, r: router.Route, body: bytes, request):
-        headers = {ROUTE_HEADER: _encode(r).decode()}
-        traceparent = request.headers.get("traceparent")
+    async def _forward(self, name: str, r: router.Route, body: bytes, request, headers: dict):
+        forwarded = {ROUTE_HEADER: _encode(r).decode()}
+        traceparent = headers.get("traceparent")
         if traceparent:  # the object's log lines name the same trace
-            headers["traceparent"] = traceparent
-        return await internal.call(self.env.SESSIONS, name, headers, body, signal=request.js_object.signal)
+            forwarded["traceparent"] = traceparent
+        return await internal.call(self.env.SESSIONS, name, forwarded, body, signal=request.js_object.signal)

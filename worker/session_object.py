@@ -33,9 +33,10 @@ import contract_hook
 import hub
 import keys
 import log_lines
+import profiling
 import task_link
 from do_storage import DurableObjectStorage
-from internal import Outbox
+from internal import Outbox, header
 from responses import respond
 
 ROUTE_HEADER = "x-mcp-actors-route"
@@ -56,6 +57,7 @@ class SessionObject(DurableObject):
         #: Only in the hub's object (hub.HUB_OBJECT): the open 2026-07-28 listen streams.
         self.hub: ListenHub | None = None
         self.outbox = Outbox()  # this object's announcements (see hub.py)
+        self.cut = profiling.cut(env, "object")
 
     # -- the front's ActorHost: this object hosts exactly one actor -------------------------
 
@@ -102,30 +104,32 @@ class SessionObject(DurableObject):
 
     async def fetch(self, request):
         hub.use_outbox(self.outbox)
-        if request.headers.get(keys.HEADER):  # this object keeps the Worker's signing key
+        if header(request, keys.HEADER):  # this object keeps the Worker's signing key
             key = keys.stored_key(self.storage)
             await self.storage.flush()
             return Response(key)
-        kind = request.headers.get(hub.ANNOUNCE_HEADER)
+        kind = header(request, hub.ANNOUNCE_HEADER)
         if kind:  # the hub's object: fan an announcement out
             announcement = hub.decode_announcement(await request.bytes())
             if kind == hub.TASK:
                 return Response(str(self._hub().announce_task(*announcement)))
             return Response(str(self._hub().announce(*announcement)))
-        link = request.headers.get(task_link.LINK_HEADER)
+        link = header(request, task_link.LINK_HEADER)
         if link:  # one of this session's tasks, from its own object
             actor = await self._linked()
-            status, body = await links.serve_link(actor, link, request.headers.get(task_link.TASK_HEADER) or "",
+            status, body = await links.serve_link(actor, link, header(request, task_link.TASK_HEADER) or "",
                                                  await request.bytes())
             return Response(body or None, status=status)
-        check = request.headers.get(contract_hook.HEADER)
+        check = header(request, contract_hook.HEADER)
         if check and config.test_hooks(self.env):  # this object is a fresh namespace
             return await contract_hook.run(check, self.storage)
-        route = _decode_route(request.headers.get(ROUTE_HEADER))
+        route = _decode_route(header(request, ROUTE_HEADER))
         body = await request.bytes() if route.needs_body else b""
         msg = http.decode_body(body) if body else None
+        if self.cut and msg is not None and msg.method == "tools/call":
+            return Response(profiling.CUT_BODY, headers={"content-type": "text/event-stream"})
         if msg is not None:
-            log_context.serving(route.session_id, msg, request.headers.get("traceparent"))
+            log_context.serving(route.session_id, msg, header(request, "traceparent"))
         response = await self.front.serve(route, msg, self)
         await config.announcer(self.env).drain()  # announcements a handler made reach the hub
         return respond(self.front, response, request)

@@ -27,7 +27,7 @@ import config
 import hub
 import log_lines
 from do_storage import DurableObjectStorage
-from internal import Outbox
+from internal import Outbox, header
 from task_directory import OP_HEADER, OWNER_HEADER
 from task_link import SessionLink
 
@@ -72,8 +72,8 @@ class TaskObject(DurableObject):
 
     async def fetch(self, request):
         hub.use_outbox(self.outbox)
-        status, body = await links.serve_task(self._find, request.headers.get(OP_HEADER) or "",
-                                              request.headers.get(OWNER_HEADER) or "", await request.bytes(),
+        status, body = await links.serve_task(self._find, header(request, OP_HEADER) or "",
+                                              header(request, OWNER_HEADER) or "", await request.bytes(),
                                               self.storage.flush, self._lost)
         return Response(body or None, status=status)
 
