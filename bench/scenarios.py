@@ -309,9 +309,11 @@ def _workerd_cost(plan: Plan, server, label: str, script: str, env: dict, check,
     except clients.CheckFailed as exc:
         plan.add("k", label, "CPU ms/request", None, "", f"check failed: {exc}")
         return None
-    load.run(server.url, script, plan.warmup, 4, env=env)
+    # A thread per connection: wrk keeps one script state per thread, and the handshake's
+    # script keeps its session id there.
+    load.run(server.url, script, plan.warmup, 4, threads=4, env=env)
     before = server.workerd_cpu()
-    result = load.run(server.url, script, plan.seconds, 4, env=env)
+    result = load.run(server.url, script, plan.seconds, 4, threads=4, env=env)
     per = 1000 * (server.workerd_cpu() - before) / max(1, result["requests"] / per_item)
     plan.add("k", label, "CPU ms/request" if per_item == 1 else "CPU ms/handshake", per, "ms",
              f"{result['rps']:,.0f} req/s on 4 connections; p50 {result['p50_ms']:.1f} ms, "
@@ -351,8 +353,58 @@ def worker(plan: Plan) -> None:
         _workerd_cost(plan, server, "Worker + session DO, handshake", load.HANDSHAKE, {}, lambda: None, per_item=2)
     finally:
         server.stop()
+    _hop_parts(plan, wrangler, session)
+    _imports(plan, wrangler, "engine.demo:app", "the engine's Worker")
     _sdk_startup(plan, wrangler)
     _cloudflare_peers(plan, wrangler)
+
+
+def _hop_parts(plan: Plan, wrangler, session: float | None) -> None:
+    """The session call cut short (``worker/profiling.py``): answered by the Worker where it
+    would forward, and by an object that answers as soon as it is called. The differences
+    are the Worker's part, the hop itself and the object's work."""
+    import tempfile
+
+    parts = {}
+    for where, label in (("worker", "session call, the Worker's part (answered where it would forward)"),
+                         ("object", "session call, Worker + hop (to an object that answers at once)")):
+        server = wrangler.Wrangler("engine.demo:app", tempfile.mkdtemp(prefix="mcp-actors-bench-wrangler-"), "bench",
+                                   {"MCP_ACTORS_BENCH_CUT": where})
+        try:
+            sid = clients.open_session(server.url)
+            parts[where] = _workerd_cost(plan, server, label, load.CALL, {"MCP_SID": sid},
+                                         lambda: clients.check_echo(server.url, sid, expect_sse=True))
+        finally:
+            server.stop()
+    if parts.get("worker") and parts.get("object"):
+        plan.add("k", "the hop itself", "CPU ms/request", parts["object"] - parts["worker"], "ms",
+                 "an object called and answering at once, less the Worker answering itself")
+        if session is not None:
+            plan.add("k", "the session object's work", "CPU ms/request", session - parts["object"], "ms",
+                     "the whole session call less the call to an object that answers at once")
+
+
+def _imports(plan: Plan, wrangler, app: str, label: str) -> None:
+    """The Worker's top-level import and its app's, timed inside workerd's Python
+    (bench/peers/worker_floor/import_probe.py): the median of five fresh imports."""
+    import statistics
+    import tempfile
+
+    import httpx
+
+    server = wrangler.Wrangler(app, tempfile.mkdtemp(prefix="mcp-actors-bench-wrangler-"), root=wrangler.probe_root())
+    try:
+        base = server.url.replace("/mcp", "/")
+        runs = [httpx.get(base + "?measure", timeout=120).json() for _ in range(5)]
+    finally:
+        server.stop()
+    top = statistics.median(r["import_ms"] for r in runs)
+    first = statistics.median(r["app_ms"] for r in runs)
+    plan.add("k", f"top-level import, {label}", "ms", top, "ms",
+             f"{runs[0]['modules']} modules, inside workerd's Python; the platform's start-up limit for a "
+             f"Worker's own code is 1 s ({top / 10:.0f}% of it)")
+    plan.add("k", f"first request's app import, {label}", "ms", first, "ms",
+             "MCP_APP's module, imported on the first request (not at start-up)")
 
 
 def _startup(plan: Plan, server, label: str) -> None:
@@ -379,6 +431,7 @@ def _sdk_startup(plan: Plan, wrangler) -> None:
             _startup(plan, server, "the engine's Worker with the SDK (mcp 2.x app)")
         finally:
             server.stop()
+        _imports(plan, wrangler, "sdk_apps.everything_sdk:mcp", "the engine's Worker with the SDK (mcp 2.x app)")
     finally:
         shutil.rmtree(apps, ignore_errors=True)
         wrangler.vendor()

@@ -70,6 +70,23 @@ def floor_root() -> Path:
     return root
 
 
+def probe_root() -> Path:
+    """A copy of the engine's Worker (worker/ and the vendored python_modules/) whose main
+    module is bench/peers/worker_floor/import_probe.py: it times the Worker's imports."""
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="mcp-actors-import-probe-"))
+    floor = ROOT / "bench" / "peers" / "worker_floor"
+    config = (floor / "wrangler.toml").read_text().replace('main = "entry.py"', 'main = "import_probe.py"')
+    (root / "wrangler.toml").write_text(config)
+    shutil.copy(floor / "import_probe.py", root / "import_probe.py")
+    for item in (ROOT / "worker").glob("*.py"):
+        shutil.copy(item, root / item.name)
+    shutil.copytree(ROOT / "python_modules", root / "python_modules", ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
