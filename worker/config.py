@@ -18,7 +18,6 @@ from engine.app.loader import load_app
 from engine.protocol.request_state import derive
 
 import keys
-import webcrypto_jwt
 from hub import Announcer
 from task_directory import WorkerTasks
 
@@ -70,7 +69,10 @@ def gate(env) -> Gate | None:
     """The Worker's authorization gate (``AUTH_ISSUER`` and the other ``AUTH_*`` variables),
     verifying with WebCrypto; None when the server is open."""
     if "gate" not in _cache:
-        webcrypto_jwt.install()
+        if settings(env).auth.issuer:  # PyJWT and its algorithms only where tokens are checked
+            import webcrypto_jwt
+
+            webcrypto_jwt.install()
         _cache["gate"] = gate_from(settings(env), fetch_json, app(env).name)
     return _cache["gate"]
 

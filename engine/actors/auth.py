@@ -27,9 +27,6 @@ import time
 from typing import Any, Awaitable, Callable, Mapping, Protocol
 from urllib.parse import urlsplit
 
-import jwt
-from jwt.algorithms import has_crypto
-
 from ..protocol import auth
 from ..protocol.auth import AuthRules, Principal
 from ..protocol.http import HttpError
@@ -51,13 +48,20 @@ REFETCH_EVERY = 30.0
 #: Seconds a fetched JWKS is used before it is fetched again.
 JWKS_TTL = 3600.0
 
-#: What PyJWT's refusals mean, in words for ``error_description``.
-_REFUSALS = ((jwt.ExpiredSignatureError, "the token has expired"),
-             (jwt.ImmatureSignatureError, "the token is not valid yet"),
-             (jwt.InvalidAudienceError, "the token was not issued for this server (aud)"),
-             (jwt.InvalidIssuerError, "the token is from another issuer"),
-             (jwt.InvalidAlgorithmError, "the token's algorithm does not match its key"),
-             (jwt.InvalidSignatureError, "the token's signature does not verify"))
+
+def _refusal(exc: Exception) -> str:
+    """What a PyJWT refusal means, in words for ``error_description``."""
+    import jwt
+
+    for kind, text in ((jwt.ExpiredSignatureError, "the token has expired"),
+                       (jwt.ImmatureSignatureError, "the token is not valid yet"),
+                       (jwt.InvalidAudienceError, "the token was not issued for this server (aud)"),
+                       (jwt.InvalidIssuerError, "the token is from another issuer"),
+                       (jwt.InvalidAlgorithmError, "the token's algorithm does not match its key"),
+                       (jwt.InvalidSignatureError, "the token's signature does not verify")):
+        if isinstance(exc, kind):
+            return text
+    return f"the token is invalid ({type(exc).__name__})"
 
 #: ``await fetch(url)``: the JSON document at ``url`` (raises on failure); the runtime's.
 JsonFetcher = Callable[[str], Awaitable[Any]]
@@ -91,6 +95,9 @@ def alg_for(jwk: Mapping[str, Any]) -> str:
 def pyjwt_key(jwk: dict, alg: str) -> Any:
     """What PyJWT verifies with: a PyJWK (with ``cryptography``), else the JWK itself for
     the algorithms a runtime registered (the Worker's WebCrypto ones)."""
+    import jwt
+    from jwt.algorithms import has_crypto
+
     return jwt.PyJWK(jwk, algorithm=alg) if has_crypto else jwk
 
 
@@ -180,6 +187,8 @@ class JwtVerifier:
         return self._keys.get(kid)
 
     async def verify(self, token: str, resource: str | None = None) -> Principal:
+        import jwt  # PyJWT: imported by the first token, not by a server that checks none
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError:
@@ -203,9 +212,7 @@ class JwtVerifier:
         except jwt.MissingRequiredClaimError as exc:
             raise InvalidToken(f"the token lacks the {exc.claim} claim") from None
         except jwt.PyJWTError as exc:
-            why = next((text for kind, text in _REFUSALS if isinstance(exc, kind)),
-                       f"the token is invalid ({type(exc).__name__})")
-            raise InvalidToken(why) from None
+            raise InvalidToken(_refusal(exc)) from None
         client_id = claims.get("client_id", "")
         if not isinstance(client_id, str) or not isinstance(claims.get("sub"), str):
             raise InvalidToken("client_id and sub must be strings")
