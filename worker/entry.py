@@ -105,7 +105,7 @@ class Default(WorkerEntrypoint):
             refused = front.error(http.session_not_found(r.session_id or "", msg), r, headers)
             return Response(refused.body, status=refused.status, headers=str_headers(refused.headers))
         if msg is not None and msg.method == "tools/call" and profiling.cut(self.env, "worker"):
-            return Response(profiling.CUT_BODY, headers={"content-type": "text/event-stream"})
+            return profiling.cut_response()
         return await self._forward(r.session_id, r, body, request, headers)
 
     async def _forward(self, name: str, r: router.Route, body: bytes, request, headers: dict):

@@ -27,6 +27,15 @@ CUT_BODY = (b'event: message\ndata: {"jsonrpc":"2.0","id":1,"result":{"content":
             b"\n\n")
 
 
+def cut_response():
+    """The answer to a cut request: what the engine would answer the bench's echo."""
+    from workers import Response
+
+    from engine.protocol import spec
+
+    return Response(CUT_BODY, headers={"content-type": spec.CONTENT_SSE})
+
+
 def cut(env, where: str) -> bool:
     """Whether a session request is to be answered at ``where`` (``worker`` or ``object``)."""
     return str(getattr(env, "MCP_ACTORS_BENCH_CUT", "")) == where and str(getattr(env, "MCP_ACTORS_TEST_HOOKS", "")) == "1"
@@ -56,9 +65,8 @@ def report(reset: bool, limit: int = 60) -> str:
     pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(limit)
     pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(limit)
     if reset:
-        profile.clear() if hasattr(profile, "clear") else None
-        import cProfile
-
-        _state["profile"] = cProfile.Profile()
-    _state["profile"].enable()
+        del _state["profile"]
+        start()
+    else:
+        profile.enable()
     return out.getvalue()

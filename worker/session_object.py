@@ -127,7 +127,7 @@ class SessionObject(DurableObject):
         body = await request.bytes() if route.needs_body else b""
         msg = http.decode_body(body) if body else None
         if self.cut and msg is not None and msg.method == "tools/call":
-            return Response(profiling.CUT_BODY, headers={"content-type": "text/event-stream"})
+            return profiling.cut_response()
         if msg is not None:
             log_context.serving(route.session_id, msg, header(request, "traceparent"))
         response = await self.front.serve(route, msg, self)
