@@ -103,6 +103,29 @@ class Psycopg:
     async def claim(self, con, ns: str) -> list:
         return await self._fetch(con, CLAIM_PSYCOPG, (ns, NODE, 5.0, "meta"))
 
+    async def pipelined_commits(self, con, commits: "Commits", depth: int, seconds: float) -> tuple[int, float, float]:
+        """Group commits on one connection with up to ``depth`` of them sent before the first
+        one's result is read (psycopg's pipeline mode; asyncpg has none): what a store could
+        do to send a session's next group while its previous one commits. Each commit is its
+        own transaction (autocommit), in the order sent. (operations, wall s, CPU s)"""
+        from collections import deque
+
+        done, stop = 0, time.perf_counter() + seconds
+        cpu, wall = time.process_time(), time.perf_counter()
+        async with con.pipeline() as pipeline:
+            sent: deque = deque()
+            while True:
+                running = time.perf_counter() < stop
+                while running and len(sent) < depth:
+                    sent.append(await con.execute(COMMIT_PSYCOPG, commits.next()))
+                if not sent:
+                    break
+                await pipeline.sync() if len(sent) == depth or not running else None
+                rows = await sent.popleft().fetchall()
+                assert not rows, f"pipelined commit refused {rows}"
+                done += 1
+        return done, time.perf_counter() - wall, time.process_time() - cpu
+
     async def beat(self, con, node: str = NODE) -> list:
         return await self._fetch(con, BEAT_PSYCOPG, (node,))
 
@@ -195,11 +218,27 @@ async def measure(driver, seconds: float, slot: int) -> dict[str, tuple[float, f
     return out
 
 
-async def run(url: str, seconds: float) -> list[tuple[str, tuple, tuple]]:
-    await setup(url, 18)
+async def pipelined(url: str, seconds: float) -> dict[str, tuple[float, float]]:
+    """psycopg alone: group commits of one namespace on one connection, 1, 2 and 4 deep."""
+    driver = Psycopg(url)
+    con = await driver.connect()
+    out = {}
+    try:
+        for depth in (1, 2, 4):
+            commits = Commits(18 + depth, 1)
+            await driver.pipelined_commits(con, commits, depth, 0.3)  # warm
+            ops, wall, cpu = await driver.pipelined_commits(con, commits, depth, seconds)
+            out[f"commit, group of 1, 1 connection, pipelined {depth} deep (psycopg)"] = (ops / wall, 1e6 * cpu / ops)
+    finally:
+        await driver.close(con)
+    return out
+
+
+async def run(url: str, seconds: float) -> tuple[list[tuple[str, tuple, tuple]], dict]:
+    await setup(url, 23)
     first = await measure(Asyncpg(url), seconds, 0)
     second = await measure(Psycopg(url), seconds, 1)
-    return [(shape, first[shape], second[shape]) for shape in first]
+    return [(shape, first[shape], second[shape]) for shape in first], await pipelined(url, seconds)
 
 
 def main() -> int:
@@ -217,13 +256,16 @@ def main() -> int:
 
     with PostgresServer() as pg:
         fsync = pg.psql("SHOW fsync").strip()
-        results = runner(run(pg.url, args.seconds))
+        results, deep = runner(run(pg.url, args.seconds))
     print(f"asyncpg {asyncpg.__version__} vs psycopg {psycopg.__version__} (async), {loop_name}, "
           f"PostgreSQL 15 with fsync={fsync}, {args.seconds:g} s per shape\n")
     print("| shape | asyncpg ops/s | psycopg ops/s | psycopg / asyncpg | asyncpg CPU us/op | psycopg CPU us/op |")
     print("|---|---|---|---|---|---|")
     for shape, (a_ops, a_cpu), (p_ops, p_cpu) in results:
         print(f"| {shape} | {a_ops:,.0f} | {p_ops:,.0f} | {p_ops / a_ops:.2f} | {a_cpu:.0f} | {p_cpu:.0f} |")
+    print("\n| shape | psycopg ops/s | CPU us/op |\n|---|---|---|")
+    for shape, (ops, cpu) in deep.items():
+        print(f"| {shape} | {ops:,.0f} | {cpu:.0f} |")
     return 0
 
 
