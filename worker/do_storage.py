@@ -14,20 +14,11 @@ from typing import Any, Callable, TypeVar
 
 from engine.protocol.storage import StoreUnavailable, key_range
 
+from internal import unwrapped
+
 T = TypeVar("T")
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS mcp_kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
-
-
-def unwrapped(storage: Any) -> Any:
-    """The runtime's own ``ctx.storage``, not the Workers SDK's wrapper around it.
-
-    The SDK wraps ``ctx.storage`` as it wraps an RPC binding: every argument of every call is
-    checked for what RPC cannot carry, walking a BLOB's bytes one by one, and every result is
-    converted back. Storage calls are not RPC, and on a session-era tools/call that walk was
-    a third of the Python time (bench (k) with ``--profile``), so the calls here go to the
-    JavaScript object directly and convert what they read themselves (:func:`_rows`)."""
-    return getattr(storage, "_binding", storage)
 
 
 def _rows(cursor: Any) -> list:
@@ -48,6 +39,8 @@ class DurableObjectStorage:
 
     def __init__(self, storage: Any, to_js: Any, proxy: Any):
         """``to_js``/``proxy``: pyodide.ffi's, passed in so this module imports off Pyodide too."""
+        # The runtime's storage, not the Workers SDK's wrapper, whose RPC conversions walked
+        # every argument (internal.unwrapped); rows read are converted here (_rows).
         self.storage = storage = unwrapped(storage)
         self.sql = storage.sql
         self._to_js = to_js

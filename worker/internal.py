@@ -16,12 +16,22 @@ from engine.actors.outbox import Outbox as _Outbox
 _URL = "https://object.internal/"
 
 
+def unwrapped(binding: Any) -> Any:
+    """The runtime's own object behind the Workers SDK's Python wrapper of a binding (a
+    Durable Object stub, ``ctx.storage``), or the object itself if it is not wrapped.
+
+    The SDK's wrappers convert every argument and result as for RPC: for ``ctx.storage``
+    that walked a BLOB's bytes one by one, a third of a session call's Python time, and its
+    fetch goes through pyodide's ``pyfetch`` (bench (k) ``--profile``). The calls the Worker
+    makes on them need neither, so they go to the JavaScript object."""
+    return getattr(binding, "_binding", binding)
+
+
 async def call(namespace: Any, name: str, headers: dict, body: bytes | None = None, signal: Any = None) -> Any:
     """POST to the object ``name`` of ``namespace`` (a Durable Object binding).
 
-    The stub's own ``fetch`` is called with a JavaScript init object: the Workers SDK's fetch
-    goes through pyodide's ``pyfetch`` and its option handling, which bench (k) ``--profile``
-    showed at a twelfth of a session call's Python time. The answer is the SDK's Response."""
+    The stub's own ``fetch`` (:func:`unwrapped`) is called with a JavaScript init object;
+    the answer is the SDK's Response."""
     import js
     from pyodide.ffi import to_js
     from workers import Response
@@ -32,8 +42,7 @@ async def call(namespace: Any, name: str, headers: dict, body: bytes | None = No
         init["body"] = to_js(body)
     if signal is not None:
         init["signal"] = signal
-    fetch = getattr(stub, "_binding", stub).fetch  # the runtime's stub, not the SDK's wrapper
-    return Response(await fetch(_URL, to_js(init, dict_converter=js.Object.fromEntries)))
+    return Response(await unwrapped(stub).fetch(_URL, to_js(init, dict_converter=js.Object.fromEntries)))
 
 
 def header(request: Any, name: str) -> str | None:
