@@ -67,8 +67,9 @@ class Default(WorkerEntrypoint):
         if front is None:
             front = _fronts["front"] = Front(config.settings(self.env), config.app(self.env),
                                              gate=config.gate(self.env))
+            _fronts["profile"], _fronts["cut"] = profiling.enabled(self.env), profiling.cut(self.env, "worker")
         url = urlparse(request.url)
-        if config.test_hooks(self.env) and profiling.enabled(self.env):
+        if _fronts["profile"]:
             if url.path == profiling.PATH:
                 return Response(profiling.report("reset" in url.query))
             profiling.start()
@@ -104,7 +105,7 @@ class Default(WorkerEntrypoint):
         elif not session_ids.genuine(secret, r.session_id or ""):
             refused = front.error(http.session_not_found(r.session_id or "", msg), r, headers)
             return Response(refused.body, status=refused.status, headers=str_headers(refused.headers))
-        if msg is not None and msg.method == "tools/call" and profiling.cut(self.env, "worker"):
+        if _fronts["cut"] and msg is not None and msg.method == "tools/call":
             return profiling.cut_response()
         return await self._forward(r.session_id, r, body, request, headers)
 

@@ -3,9 +3,10 @@
 The session call's cost is split by cutting it short: with ``MCP_ACTORS_BENCH_CUT=worker``
 the Worker answers a session's tools/call right where it would forward it (admitted, its
 id checked), and with ``=object`` the session's object answers it as soon as it has read
-the call. The
-bench measures each beside the whole call, so the Worker's part, the hop itself and the
-object's work are each a difference of two measurements (test hooks only).
+the call. The bench measures each beside the whole call, so the Worker's part, the hop
+itself and the object's work are each a difference of two measurements. Both hooks work
+only with the test hooks on (``config.test_hooks``), and each isolate or object reads them
+once.
 
 With ``MCP_ACTORS_PROFILE=1`` (and the test hooks on), cProfile runs from the isolate's
 first request on, and ``GET /__profile`` answers its statistics so far, sorted by own time
@@ -16,6 +17,8 @@ wall time in Python, including the calls into JavaScript it waits on.
 """
 
 from __future__ import annotations
+
+import config
 
 PATH = "/__profile"
 
@@ -38,11 +41,12 @@ def cut_response():
 
 def cut(env, where: str) -> bool:
     """Whether a session request is to be answered at ``where`` (``worker`` or ``object``)."""
-    return str(getattr(env, "MCP_ACTORS_BENCH_CUT", "")) == where and str(getattr(env, "MCP_ACTORS_TEST_HOOKS", "")) == "1"
+    return str(getattr(env, "MCP_ACTORS_BENCH_CUT", "")) == where and config.test_hooks(env)
 
 
 def enabled(env) -> bool:
-    return str(getattr(env, "MCP_ACTORS_PROFILE", "")) == "1"
+    """Whether this isolate profiles itself (``MCP_ACTORS_PROFILE=1``, test hooks on)."""
+    return str(getattr(env, "MCP_ACTORS_PROFILE", "")) == "1" and config.test_hooks(env)
 
 
 def start() -> None:
