@@ -115,8 +115,7 @@ def protocol_class(limits: ServerLimits) -> type:
         _idle: dict = {}
         #: Connections refused below the application, by the limit (busy: at the cap with
         #: none to shed), and those shed at the cap to admit a new one: counters for operators.
-        refused: dict[str, int] = dict.fromkeys(("busy", "head_too_large", "head_timeout", "body_timeout",
-                                                 "malformed"), 0)
+        refused: dict[str, int] = dict.fromkeys(("busy", *reasons.values()), 0)
         shed = [0]
 
         # -- connections ------------------------------------------------------------------
