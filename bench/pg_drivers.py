@@ -120,7 +120,8 @@ class Psycopg:
                     sent.append(await con.execute(COMMIT_PSYCOPG, commits.next()))
                 if not sent:
                     break
-                await pipeline.sync() if len(sent) == depth or not running else None
+                if len(sent) == depth or not running:
+                    await pipeline.sync()
                 rows = await sent.popleft().fetchall()
                 assert not rows, f"pipelined commit refused {rows}"
                 done += 1
