@@ -118,7 +118,7 @@ def engine(*extra: str, store: str = "sqlite", app: str = "bench.apps:app", env:
     cmd = [sys.executable, "-m", "engine", "serve", app, "--port", str(port), "--store", store,
            "--log-level", "error", *extra]
     server = Server(f"mcp-actors ({store.split(':')[0]})", cmd, port, env)
-    server.store_path = store.split(":", 1)[1] if store.startswith("sqlite:") else None
+    server.store_path = store.split(":", 1)[1].partition("?")[0] if store.startswith("sqlite:") else None
     return server
 
 

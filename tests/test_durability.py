@@ -343,6 +343,7 @@ def test_bad_store_files_are_clear_errors_at_start(tmp_path):
     for spec, words in ((f"sqlite:{garbage}", "not a usable mcp-actors store"),
                         (f"sqlite:{blocked}/x/state.db", "cannot create the folder"),
                         ("redis://nope", "use sqlite:PATH, memory or postgresql://"),
+                        (f"sqlite:{tmp_path}/s.db?synchronous=extra", "?synchronous= normal or full"),
                         (f"postgresql://nobody@127.0.0.1:{free_port()}/mcp", "cannot connect to the database")):
         proc = subprocess.run([sys.executable, "-m", "engine", "serve", "--port", str(free_port()), "--store", spec],
                               cwd=ROOT, capture_output=True, text=True, timeout=20)

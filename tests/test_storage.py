@@ -86,6 +86,23 @@ def test_sqlite_commits_survive_reopen_and_group_commit(tmp_path):
     again.close()
 
 
+def test_sqlite_synchronous_mode_comes_from_the_store_spec(tmp_path):
+    """``sqlite:PATH?synchronous=full`` (an fsync per group commit) reaches SQLite; the
+    default is NORMAL (a commit survives the process, not the machine, going down)."""
+    from engine.local.runtime import open_backend
+
+    for spec, mode in ((f"sqlite:{tmp_path}/a.db", 1), (f"sqlite:{tmp_path}/b.db?synchronous=FULL", 2)):
+        backend = open_backend(spec)
+        try:
+            assert backend.db.execute("PRAGMA synchronous").fetchone()[0] == mode, spec
+            assert backend.path.name in ("a.db", "b.db")
+        finally:
+            backend.close()
+    for bad in ("?synchronous=off", "?sync=full", "?synchronous"):
+        with pytest.raises(StoreError, match=r"\?synchronous= normal or full"):
+            open_backend(f"sqlite:{tmp_path}/c.db{bad}")
+
+
 def test_sqlite_bad_files_are_clear_errors_at_start(tmp_path):
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"this is not a database" * 100)
@@ -290,6 +307,28 @@ def test_postgresql_group_commit_is_one_round_trip_for_many_actors(database):
         await spaces[0].flush()
         assert await backend.count("meta") == 39 and await backend.claim("s0", "meta") is None
         await backend.close()
+
+    asyncio.run(go())
+
+
+def test_postgresql_server_settings_in_the_url_reach_the_commits(database):
+    """``?synchronous_commit=off`` in the store URL (docs/cluster.md, "Durability") is a
+    server setting of every connection the backend opens, the commit connection's first:
+    the opt-in trade of the last few commits on a database crash for shorter waits."""
+    url = database + ("&" if "?" in database else "?") + "synchronous_commit=off"
+
+    async def go():
+        for given, expected in ((database, "on"), (url, "off")):
+            backend = await _pg(given)
+            ns = backend.fresh("durability")
+            ns.put("meta", b"x")
+            await ns.flush()
+            assert await backend._commit_con.fetchval("SHOW synchronous_commit") == expected, given
+            assert await backend._fetchval("SHOW synchronous_commit") == expected, given
+            assert await backend.read("durability", "meta") == b"x"
+            ns.drop()
+            await ns.flush()
+            await backend.close()
 
     asyncio.run(go())
 

@@ -42,19 +42,33 @@ log = logging.getLogger("engine")
 ALARM_RETRIES = 6
 #: The namespace of the server's generated secret (no session has a name like it).
 KEYS_NAMESPACE = "__keys__"
+#: What ``sqlite:PATH?synchronous=`` may be: when a commit is durable (SQLite's own modes).
+SQLITE_SYNCHRONOUS = ("normal", "full")
 #: A task's namespace is this and its id.
 TASK_PREFIX = "task:"
 
 
 def open_backend(spec: str) -> Backend:
-    """``memory`` or ``sqlite:PATH`` -> a storage backend (StoreError saying what is wrong);
-    a ``postgresql://`` store is the cluster's (``engine.cluster``)."""
+    """``memory`` or ``sqlite:PATH[?synchronous=full]`` -> a storage backend (StoreError
+    saying what is wrong); a ``postgresql://`` store is the cluster's (``engine.cluster``).
+
+    ``synchronous=full`` makes every group commit wait for an fsync, so a commit also survives
+    the machine losing power; the default (``normal``) survives the process being killed,
+    which is what the server promises (docs/architecture.md)."""
     if spec == "memory":
         return MemoryBackend()
     kind, sep, path = spec.partition(":")
     if kind != "sqlite" or not sep or not path:
         raise StoreError(f"{spec!r} names no store: use sqlite:PATH, memory or postgresql://USER@HOST/DB")
-    return SqliteBackend(path)
+    synchronous = "normal"
+    if "?" in path:
+        path, _, query = path.rpartition("?")
+        name, _, value = query.partition("=")
+        if name != "synchronous" or value.lower() not in SQLITE_SYNCHRONOUS:
+            raise StoreError(f"{spec!r}: a sqlite store takes one parameter, ?synchronous= "
+                             f"{' or '.join(SQLITE_SYNCHRONOUS)}")
+        synchronous = value.lower()
+    return SqliteBackend(path, synchronous)
 
 
 class TaskLink:
