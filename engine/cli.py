@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import sys
 
 import msgspec
 
@@ -92,14 +93,31 @@ def _display(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening socket (bound here, so that ``--workers`` share it and ``--port 0`` is known)."""
+#: Whether ``--workers`` each listen on a socket of their own (SO_REUSEPORT, Linux's way of
+#: spreading connections across processes), rather than all accepting from one.
+SPREAD = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+
+def _listen(host: str, port: int, spread: bool = False, listen: bool = True) -> socket.socket:
+    """A listening socket, bound here so that ``--port 0`` is known before anything starts.
+
+    ``spread`` (``--workers`` on Linux): the socket joins the port's SO_REUSEPORT group, and
+    the kernel gives each new connection to one of the group's listening sockets, by a hash
+    of its addresses. One socket shared by every worker would not spread them: asyncio
+    accepts every connection waiting at each wake-up, so the first worker to wake takes a
+    burst of them all (a load generator's 16 connections landed on one worker of two). The
+    parent binds without listening (it holds the port, and gets no connections); each worker
+    listens on its own socket. A worker that dies takes the connections still waiting in its
+    queue with it (they are reset; clients retry), which one shared queue would have kept."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if spread:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
-        sock.listen(2048)
+        if listen:
+            sock.listen(2048)
     except OSError as exc:
         sock.close()
         raise SystemExit(f"error: could not listen on {_display(host)}:{port}: {(exc.strerror or str(exc)).lower()}") from None
@@ -138,13 +156,19 @@ def main(argv: list[str] | None = None) -> None:
     from .local import logs
 
     logs.configure(values["--log-level"], values["--log-format"])
-    public = _listen(values["--host"], values["--port"])
+    spread = workers > 1 and SPREAD
+    public = _listen(values["--host"], values["--port"], spread, listen=not spread)
     if workers > 1:
         from .local.workers import supervise
 
+        def worker(i: int) -> None:
+            own = _listen(values["--host"], public.getsockname()[1], True) if spread else public
+            if spread:
+                public.close()  # the parent's copy holds the port
+            _serve(app, settings, values, own, i)
+
         print(f"mcp-actors: {workers} workers on port {public.getsockname()[1]}", flush=True)
-        raise SystemExit(supervise(workers, lambda i: _serve(app, settings, values, public, i),
-                                   values["--drain-timeout"] + 15))
+        raise SystemExit(supervise(workers, worker, values["--drain-timeout"] + 15))
     _serve(app, settings, values, public, 0)
 
 

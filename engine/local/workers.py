@@ -1,7 +1,8 @@
 """``--workers N``: N processes serving one listening socket, so one machine uses its cores.
 
-The parent binds the socket, then forks the workers; each inherits the socket and the
-kernel hands every new connection to one of them. Each worker is a full engine process
+The parent binds the port, then forks the workers; on Linux each listens on a socket of its
+own in the port's SO_REUSEPORT group and the kernel spreads new connections among them
+(elsewhere they share the parent's socket; see ``engine.cli._listen`` for why). Each worker is a full engine process
 with a heartbeat and an internal endpoint of its own: together they are a cluster over the
 shared PostgreSQL store, exactly as if they ran on separate machines (a request for a
 session another worker holds is sent on to it).
