@@ -390,6 +390,10 @@ def targets(plan: Plan) -> list[dict]:
     pg_ratio = plan.value("l", "postgresql / sqlite", "tools/call ratio")
     if pg_ratio is not None:
         judge("(l) session tools/call on PostgreSQL >= 70% of SQLite", pg_ratio, pg_ratio >= 0.7, f"{pg_ratio:.0%}")
+    matched = plan.value("l", "postgresql / sqlite, both fsync each commit", "tools/call ratio")
+    if matched is not None:
+        judge("(l) the same at matched durability (both fsync each commit)", matched, matched >= 0.7,
+              f"{matched:.0%}")
     wide = plan.value("l", f"postgresql / sqlite, {4 * plan.connections} connections", "tools/call ratio")
     if wide is not None:
         judge(f"(l) the same at {4 * plan.connections} connections", wide, wide >= 0.7, f"{wide:.0%}")
