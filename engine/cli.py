@@ -186,7 +186,8 @@ def _serve(app: App, settings: Settings, values: dict, public: socket.socket, in
     runtime: LocalRuntime
     if cluster:
         from .cluster.runtime import ClusterRuntime
-        from .cluster.store import PostgresBackend, _shown
+        from .cluster.database import _shown
+        from .cluster.store import PostgresBackend
 
         base = values["--internal-port"]
         internal = _listen(host, base + index if base else 0)
