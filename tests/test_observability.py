@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 
 import httpx
 import pytest
@@ -294,9 +295,14 @@ class OtlpReceiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def wait(self, count: int, timeout: float = 20) -> list:
+    def wait(self, count: int, timeout: float = 20, names: tuple[str, ...] = ()) -> list:
+        """The spans received once there are ``count`` of them and every one of ``names`` is
+        among them (as often as it is named) (the actors' child spans count too, so a count alone can be reached
+        before the request spans a test reads), or after ``timeout``."""
+        wanted = Counter(names)
         deadline = time.monotonic() + timeout
-        while len(self.spans) < count and time.monotonic() < deadline:
+        while time.monotonic() < deadline and (
+                len(self.spans) < count or wanted - Counter(s.name for s in list(self.spans))):
             time.sleep(0.05)
         return list(self.spans)
 
@@ -326,7 +332,9 @@ def test_each_request_is_a_server_span_whose_parent_the_client_named_in_meta(sta
 
         modern_call(c, server.url, 10, "tools/call", {"name": "echo", "arguments": {"text": "now"}},
                     meta={"traceparent": f"00-{hop_trace}-{parent_id}-01"}, name="echo")
-    spans = receiver.wait(6)  # initialize, notifications/initialized, three requests and the modern one
+    # initialize, notifications/initialized, three requests and the modern one
+    spans = receiver.wait(6, names=("initialize", "notifications/initialized", "tools/call echo",
+                                    "tools/call no-such-tool", "resources/read", "tools/call echo"))
     by_name = {}
     for s in spans:
         by_name.setdefault(s.name, []).append(s)
