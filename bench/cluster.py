@@ -153,13 +153,23 @@ class Node(servers.Server):
 
 
 class Both:
-    """Two processes measured as one (the forwarded call's CPU is spent in both)."""
+    """Two processes measured as one (the forwarded call's CPU is spent in both); each
+    reading's parts are kept, so the load's CPU can be split between them afterwards."""
 
     def __init__(self, a: Node, b: Node):
         self.a, self.b, self.proc = a, b, b.proc
+        self.readings: list[tuple[float, float]] = []
 
     def cpu_seconds(self) -> float:
-        return self.a.cpu_seconds() + _group_cpu(self.b.proc.pid)
+        parts = (self.a.cpu_seconds(), _group_cpu(self.b.proc.pid))
+        self.readings.append(parts)
+        return sum(parts)
+
+    def split(self, requests: int) -> str:
+        """The last measured load's CPU per request in A (PostgreSQL's included) and in B."""
+        (a0, b0), (a1, b1) = self.readings[-2:]
+        n = max(1, requests)
+        return f"A {1e6 * (a1 - a0) / n:.1f} + B {1e6 * (b1 - b0) / n:.1f} us/request"
 
 
 def holder(database: str, sid: str) -> str | None:
@@ -259,10 +269,12 @@ def forwarded(plan: Plan, pg: PostgresServer) -> None:
             plan.add("l", "mcp-actors forwarded (B -> A)", "requests/s", None, "", f"check failed: {exc}")
             return
         owned = _load(plan, "mcp-actors owned (to A)", a.url, a, sid)
-        relayed = _load(plan, "mcp-actors forwarded (B -> A)", b.url, Both(a, b), sid)
+        both = Both(a, b)
+        relayed = _load(plan, "mcp-actors forwarded (B -> A)", b.url, both, sid)
         still = holder(database, sid) == a.internal_url()
         _ratio(plan, "forwarded / owned", "tools/call ratio", relayed["rps"], owned["rps"],
-               "both processes on core 0" + ("" if still else "; NOTE: the session moved off A"))
+               f"both processes on core 0; the relayed call's CPU: {both.split(relayed['requests'])}"
+               + ("" if still else "; NOTE: the session moved off A"))
 
 
 # -- 3. handshakes --------------------------------------------------------------------------------------
