@@ -383,7 +383,7 @@ def test_postgresql_a_failed_commit_fails_its_group_and_the_store_serves_again(d
 def test_postgresql_secret_and_schema(database):
     """Every process gets the same generated secret; a database holding another schema
     version is refused with a message."""
-    from engine.cluster.store import StoreError
+    from engine.cluster.database import StoreError
 
     async def go():
         one, two = await _pg(database), await _pg(database)

@@ -42,11 +42,10 @@ from typing import Any, Callable, Iterable
 
 from ..actors.memory_store import MemoryStorage
 from ..protocol.storage import StoreUnavailable
-from .database import QUERY_TIMEOUT, Database, StoreError, _connection_error, _reason
-
-__all__ = ["Fenced", "Holder", "PgStorage", "PostgresBackend", "StoreError"]
+from .database import QUERY_TIMEOUT, Database, _connection_error, _reason
 
 log = logging.getLogger("engine")
+
 
 class Fenced(StoreUnavailable):
     """This process no longer holds the namespace (another took it over after this one's
