@@ -105,8 +105,9 @@ class Default(WorkerEntrypoint):
         elif not session_ids.genuine(secret, r.session_id or ""):
             refused = front.error(http.session_not_found(r.session_id or "", msg), r, headers)
             return Response(refused.body, status=refused.status, headers=str_headers(refused.headers))
-        if _fronts["cut"] and msg is not None and msg.method == "tools/call":
-            return profiling.cut_response()
+        cut = profiling.cut_short(_fronts["cut"], msg)
+        if cut is not None:
+            return cut
         return await self._forward(r.session_id, r, body, request, headers)
 
     async def _forward(self, name: str, r: router.Route, body: bytes, request, headers: dict):

@@ -30,8 +30,11 @@ CUT_BODY = (b'event: message\ndata: {"jsonrpc":"2.0","id":1,"result":{"content":
             b"\n\n")
 
 
-def cut_response():
-    """The answer to a cut request: what the engine would answer the bench's echo."""
+def cut_short(on: bool, msg):
+    """With the cut ``on`` here (:func:`cut`), the answer to a session's tools/call: what the
+    engine would answer the bench's echo; None for any other request, or with the cut off."""
+    if not on or msg is None or msg.method != "tools/call":
+        return None
     from workers import Response
 
     from engine.protocol import spec

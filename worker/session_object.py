@@ -126,8 +126,9 @@ class SessionObject(DurableObject):
         route = _decode_route(header(request, ROUTE_HEADER))
         body = await request.bytes() if route.needs_body else b""
         msg = http.decode_body(body) if body else None
-        if self.cut and msg is not None and msg.method == "tools/call":
-            return profiling.cut_response()
+        cut = profiling.cut_short(self.cut, msg)
+        if cut is not None:
+            return cut
         if msg is not None:
             log_context.serving(route.session_id, msg, header(request, "traceparent"))
         response = await self.front.serve(route, msg, self)
